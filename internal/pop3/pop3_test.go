@@ -100,7 +100,9 @@ const (
 
 func TestAuth(t *testing.T) {
 	xo := func() sasl.Client { return sasl.NewXOAUTH2Client(sasl.Options{User: "alice@example.test", Token: tok}) }
-	ob := func() sasl.Client { return sasl.NewOAuthBearerClient(sasl.Options{User: "alice@example.test", Token: tok}) }
+	ob := func() sasl.Client {
+		return sasl.NewOAuthBearerClient(sasl.Options{User: "alice@example.test", Token: tok})
+	}
 	obIR := sasl.OAuthBearerInitialResponse(sasl.Options{User: "alice@example.test", Token: tok})
 	tests := []struct {
 		name       string
