@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/zalando/go-keyring"
-
+	"github.com/mailoauth/mailoauth/internal/keyring"
 	"github.com/mailoauth/mailoauth/internal/paths"
 )
 
@@ -54,13 +53,9 @@ const (
 // KeyringService is the service name keyring: references are looked up under.
 const KeyringService = "mailoauth"
 
-// Timeouts for resolving references. A cmd: may wait on a GPG pinentry, so
-// it gets longer; a keyring over D-Bus can hang forever without one (gh
-// guards it the same way).
-var (
-	CmdTimeout     = 60 * time.Second
-	KeyringTimeout = 5 * time.Second
-)
+// CmdTimeout bounds a cmd: reference. It is long because the command may
+// wait on a GPG pinentry; keyring: calls use internal/keyring's timeout.
+var CmdTimeout = 60 * time.Second
 
 // maxSecretSize caps what a file: or cmd: may produce.
 const maxSecretSize = 64 << 10
@@ -195,38 +190,24 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
-// keyringGet reads the OS keyring with a timeout. zalando/go-keyring has no
-// context, so the call runs in its own goroutine that may outlive a timeout;
-// the goroutine ends whenever the keyring answers.
+// keyringGet reads the OS keyring through internal/keyring, which bounds
+// the call with its own timeout (a D-Bus keyring can hang forever).
 func keyringGet(ctx context.Context, name string) (string, error) {
-	type result struct {
-		v   string
-		err error
+	if err := ctx.Err(); err != nil {
+		return "", err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := keyring.Get(KeyringService, name)
-		ch <- result{v, err}
-	}()
-	t := time.NewTimer(KeyringTimeout)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		if errors.Is(r.err, keyring.ErrNotFound) {
-			return "", fmt.Errorf("no keyring entry for service %q, user %q", KeyringService, name)
-		}
-		if r.err != nil {
-			return "", fmt.Errorf("keyring: %w", r.err)
-		}
-		if r.v == "" {
-			return "", errors.New("keyring entry is empty")
-		}
-		return r.v, nil
-	case <-t.C:
-		return "", fmt.Errorf("keyring did not answer within %v", KeyringTimeout)
-	case <-ctx.Done():
-		return "", ctx.Err()
+	v, err := keyring.Get(KeyringService, name)
+	switch {
+	case errors.Is(err, keyring.ErrNotFound):
+		return "", fmt.Errorf("no keyring entry for service %q, user %q", KeyringService, name)
+	case errors.Is(err, keyring.ErrTimeout):
+		return "", fmt.Errorf("the OS keyring did not answer within %v (is a keyring service running?)", keyring.Timeout)
+	case err != nil:
+		return "", fmt.Errorf("keyring: %w", errors.Unwrap(err))
+	case v == "":
+		return "", errors.New("keyring entry is empty")
 	}
+	return v, nil
 }
 
 // secret checks a reference at load time: the scheme's argument must be

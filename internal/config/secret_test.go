@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zalando/go-keyring"
+	"github.com/mailoauth/mailoauth/internal/keyring"
 )
 
 func TestSecretResolve(t *testing.T) {
