@@ -1,0 +1,230 @@
+// Package loopback receives an OAuth redirect on 127.0.0.1 (RFC 8252 §7.3):
+// it listens on the port of the redirect URI (or a free one), waits for the
+// browser to arrive on the redirect path, lets the caller judge the query,
+// and answers the browser with a plain success or failure page.
+package loopback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrNotCallback is returned by a Handler for a request that is not the
+// redirect (no code, no error): the browser gets a 400 page and the server
+// keeps waiting.
+var ErrNotCallback = errors.New("not an authorization response")
+
+// Handler judges the redirect's query. nil means success; ErrNotCallback
+// means keep waiting; any other error ends the wait with a failure page.
+type Handler func(q url.Values) error
+
+// Server is a one-shot loopback redirect receiver.
+type Server struct {
+	ln          net.Listener
+	srv         *http.Server
+	redirectURI string
+	path        string
+
+	mu      sync.Mutex
+	handler Handler
+	done    chan result
+	fired   bool
+
+	// Hint is shown on the failure page under the error, e.g. what to do.
+	HintFor func(error) string
+}
+
+type result struct {
+	q   url.Values
+	err error
+}
+
+// Target is where a redirect URI says to listen.
+type Target struct {
+	Addr string // 127.0.0.1:port, port 0 for a free one
+	Path string // "/" when the URI has none
+}
+
+// ParseRedirectURI checks that uri is a loopback http redirect and says
+// where to listen. localhost is served on 127.0.0.1 (RFC 8252 §8.3 prefers
+// the IP literal; listeners here bind 127.0.0.1 only); IPv6 [::1] is refused
+// because Microsoft does not support it (reference §2.1).
+func ParseRedirectURI(uri string) (Target, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return Target{}, fmt.Errorf("redirect uri %q: %w", uri, err)
+	}
+	if u.Scheme != "http" {
+		return Target{}, fmt.Errorf("redirect uri %q is not a loopback http address: a local listener cannot receive it (use the paste fallback)", uri)
+	}
+	switch h := u.Hostname(); {
+	case h == "127.0.0.1" || strings.EqualFold(h, "localhost"):
+	case h == "::1":
+		return Target{}, fmt.Errorf("redirect uri %q: IPv6 loopback is not supported, use http://127.0.0.1/ or http://localhost/", uri)
+	default:
+		return Target{}, fmt.Errorf("redirect uri %q is not on this machine: use http://127.0.0.1[:port]/path or http://localhost[:port]/path", uri)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return Target{}, fmt.Errorf("redirect uri %q must not carry a query or fragment", uri)
+	}
+	port := 0
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return Target{}, fmt.Errorf("redirect uri %q: bad port", uri)
+		}
+		port = n
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return Target{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: path}, nil
+}
+
+// Listen starts listening for redirectURI. A URI without a port gets a free
+// port, filled into RedirectURI (Microsoft ignores the port when matching
+// localhost redirects); a URI with a port is used as written, so it matches
+// the registration exactly, e.g. http://localhost:9999/Callback listens on
+// 127.0.0.1:9999 for /Callback.
+func Listen(redirectURI string) (*Server, error) {
+	t, err := ParseRedirectURI(redirectURI)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", t.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the redirect on %s (is another sign-in running?): %w", t.Addr, err)
+	}
+	s := &Server{ln: ln, redirectURI: redirectURI, path: t.Path, done: make(chan result, 1)}
+	if strings.HasSuffix(t.Addr, ":0") {
+		u, _ := url.Parse(redirectURI)
+		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+		if u.Path == "" {
+			u.Path = "/"
+		}
+		s.redirectURI = u.String()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.serve)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// RedirectURI is the redirect URI to send, with the chosen port.
+func (s *Server) RedirectURI() string { return s.redirectURI }
+
+// Wait serves until h accepts or rejects a redirect, or ctx ends.
+func (s *Server) Wait(ctx context.Context, h Handler) (url.Values, error) {
+	s.mu.Lock()
+	s.handler = h
+	s.mu.Unlock()
+	select {
+	case r := <-s.done:
+		return r.q, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops the listener. The page of a finished redirect has already
+// been written when Wait returns, so closing at once loses nothing.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// No scripts, no outside resources, no Referer carrying the code.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	if r.URL.EscapedPath() != s.path || (r.Method != http.MethodGet && r.Method != http.MethodPost) {
+		w.WriteHeader(http.StatusNotFound)
+		page.Execute(w, pageData{Title: "Not found", Message: "This address only receives the sign-in redirect."})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		page.Execute(w, pageData{Title: "Bad request", Message: "The sign-in response could not be read."})
+		return
+	}
+	// form_post responses arrive in the body; query ones in the URL.
+	q := r.Form
+	s.mu.Lock()
+	handler, fired := s.handler, s.fired
+	s.mu.Unlock()
+	if fired {
+		page.Execute(w, pageData{Title: "Already done", Message: "This sign-in has already finished. You can close this window."})
+		return
+	}
+	if handler == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		page.Execute(w, pageData{Title: "Not ready", Message: "mailoauth is not waiting for a sign-in yet. Reload this page in a moment."})
+		return
+	}
+	err := handler(q)
+	if errors.Is(err, ErrNotCallback) {
+		w.WriteHeader(http.StatusBadRequest)
+		page.Execute(w, pageData{Title: "Not a sign-in response", Message: "This page expects the sign-in redirect, which carries a code or an error."})
+		return
+	}
+	s.mu.Lock()
+	if s.fired {
+		s.mu.Unlock()
+		page.Execute(w, pageData{Title: "Already done", Message: "This sign-in has already finished. You can close this window."})
+		return
+	}
+	s.fired = true
+	s.mu.Unlock()
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		d := pageData{Title: "Sign-in failed", Message: err.Error(), Failed: true}
+		if s.HintFor != nil {
+			d.Hint = s.HintFor(err)
+		}
+		page.Execute(w, d)
+	} else {
+		page.Execute(w, pageData{Title: "Signed in", Message: "mailoauth received the sign-in. You can close this window and return to the terminal."})
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.done <- result{q: q, err: err}
+}
+
+type pageData struct {
+	Title, Message, Hint string
+	Failed               bool
+}
+
+// page is the whole browser-facing UI: one self-contained document.
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mailoauth: {{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}.ok{color:#1a7f37}.fail{color:#cf222e}p.hint{background:#fff8c5;padding:.6em;border-radius:4px}</style>
+</head><body>
+<h1 id="status" class="{{if .Failed}}fail{{else}}ok{{end}}">{{.Title}}</h1>
+<p id="message">{{.Message}}</p>
+{{if .Hint}}<p class="hint" id="hint">{{.Hint}}</p>{{end}}
+{{if .Failed}}<p>Return to the terminal for details.</p>{{end}}
+</body></html>
+`))
