@@ -1,0 +1,157 @@
+package mailclient
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// step is one exchange of a scripted server: lines it sends ("<tls>"
+// starts server-side TLS), then the one line it expects from the client.
+// expect "" reads nothing; "<data>" reads a DATA body up to "." and
+// records it as one entry.
+type step struct {
+	send   []string
+	expect string
+}
+
+type scriptResult struct {
+	lines []string
+	data  string
+}
+
+func scriptServer(t *testing.T, script []step, tlsConf *tls.Config) (string, <-chan scriptResult) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan scriptResult, 1)
+	go func() {
+		var res scriptResult
+		defer func() { ch <- res }()
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { conn.Close() }()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(conn)
+		for _, s := range script {
+			for _, l := range s.send {
+				if l == "<tls>" {
+					tc := tls.Server(conn, tlsConf)
+					if err := tc.Handshake(); err != nil {
+						res.lines = append(res.lines, "tls: "+err.Error())
+						return
+					}
+					conn, r = tc, bufio.NewReader(tc)
+					continue
+				}
+				conn.Write([]byte(l + "\r\n"))
+			}
+			switch s.expect {
+			case "":
+				continue
+			case "<data>":
+				var b strings.Builder
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						res.lines = append(res.lines, "read error: "+err.Error())
+						return
+					}
+					if line == ".\r\n" {
+						break
+					}
+					b.WriteString(line)
+				}
+				res.data = b.String()
+				res.lines = append(res.lines, "<data>")
+				continue
+			}
+			line, err := r.ReadString('\n')
+			if err != nil {
+				res.lines = append(res.lines, "read error: "+err.Error())
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
+				line = "<empty>"
+			}
+			res.lines = append(res.lines, line)
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
+func expected(script []step) []string {
+	var want []string
+	for _, s := range script {
+		if s.expect != "" {
+			want = append(want, s.expect)
+		}
+	}
+	return want
+}
+
+// testTLS returns a server config for 127.0.0.1 and client options that
+// trust it.
+func testTLS(t *testing.T) (*tls.Config, *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mail.example.test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}},
+		&tls.Config{RootCAs: pool}
+}
+
+func mustURL(t *testing.T, scheme, addr string) Server {
+	t.Helper()
+	s, err := ParseURL(scheme + "://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func stepNames(r *Report) []string {
+	var out []string
+	for _, s := range r.Steps {
+		name := s.Name
+		if !s.OK {
+			name += "!"
+		}
+		out = append(out, name)
+	}
+	return out
+}
