@@ -27,6 +27,8 @@ type Globals struct {
 	ErrOut io.Writer // humans: URLs, codes, progress, hints
 
 	Logger *slog.Logger
+
+	cfg configCache // the config, loaded once by Config()
 }
 
 // Main runs the command line with the process's arguments and streams and
@@ -49,6 +51,7 @@ func Run(ctx context.Context, g *Globals, args []string) int {
 	if err == nil {
 		return ExitOK
 	}
+	err = usageError(err)
 	var silent *SilentError
 	if !errors.As(err, &silent) {
 		fmt.Fprintf(g.ErrOut, "mailoauth: %v\n", err)
@@ -90,6 +93,7 @@ func NewRootCmd(g *Globals) *cobra.Command {
 
 	root.AddCommand(
 		newVersionCmd(g),
+		newConfigCmd(g),
 	)
 	return root
 }

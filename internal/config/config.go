@@ -633,7 +633,11 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 			l.errorf(k("flow"), "client_credentials needs a client_secret or a certificate")
 		}
 		if a.Provider == Microsoft && multiTenant(a.Tenant) {
-			l.errorf(k("tenant"), "client_credentials needs the tenant ID or domain, not %q (set tenant = \"contoso.onmicrosoft.com\" or the directory GUID)", a.Tenant)
+			was := fmt.Sprintf("not %q", a.Tenant)
+			if r.Tenant == "" {
+				was = "not the default \"common\""
+			}
+			l.errorf(k("tenant"), "client_credentials needs the tenant ID or domain, %s (set tenant = \"contoso.onmicrosoft.com\" or the directory GUID)", was)
 		}
 		if a.Provider == Google {
 			l.errorf(k("flow"), "google does not offer client_credentials for mail (Gmail app access needs a service account with domain-wide delegation, which mailoauth does not support)")
