@@ -122,4 +122,3 @@ func smtpLogin(ctx context.Context, srv Server, opts Options, rec *recorder) (*s
 	rec.ok("authenticate", authDetail(rec.rep.Mechanism, opts.User))
 	return c, stop, nil
 }
-
