@@ -168,12 +168,12 @@ func decodeError(endpoint string, status int, contentType string, body []byte, s
 		e.Hint = hintForStatus(status)
 		return e
 	}
-	e.Code = eb.Error
-	e.URI = eb.ErrorURI
+	e.Code = redact(sanitize(eb.Error), secrets)
+	e.URI = redact(sanitize(eb.ErrorURI), secrets)
 	e.TraceID = eb.TraceID
 	e.CorrelationID = eb.CorrelationID
-	e.Timestamp = eb.Timestamp
-	e.SubError = eb.SubError
+	e.Timestamp = sanitize(eb.Timestamp)
+	e.SubError = sanitize(eb.SubError)
 	if len(eb.Claims) > 0 {
 		var s string
 		if json.Unmarshal(eb.Claims, &s) == nil {
@@ -233,7 +233,7 @@ func ErrorFromQuery(endpoint string, q url.Values) *Error {
 	if code == "" {
 		return nil
 	}
-	e := &Error{Endpoint: endpoint, Code: sanitize(code), URI: sanitize(q.Get("error_uri"))}
+	e := &Error{Endpoint: endpoint, Code: sanitize(code), URI: sanitize(q.Get("error_uri")), SubError: sanitize(q.Get("suberror"))}
 	e.setDescription(q.Get("error_description"), []string{q.Get("code")})
 	e.Hint = hintFor(e)
 	return e
