@@ -452,3 +452,40 @@ func FuzzKeyLines(f *testing.F) {
 		Parse("/fuzz/config.toml", []byte(s)) //nolint:errcheck // only must not panic
 	})
 }
+
+// TestREADMEExample keeps the README's example config valid: it is parsed
+// as documented, with the files it names present.
+func TestREADMEExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skip("README.md not found:", err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "### Example")
+	if i < 0 {
+		t.Fatal("README has no ### Example section")
+	}
+	start := strings.Index(s[i:], "```toml\n")
+	if start < 0 {
+		t.Fatal("README example has no toml block")
+	}
+	body := s[i+start+len("```toml\n"):]
+	doc := body[:strings.Index(body, "```")]
+	dir := setup(t)
+	if err := os.WriteFile(filepath.Join(dir, "robot.pfx"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The example trusts the emulator's CA at /tmp/mailoauth-ca.pem; point
+	// it at a file of this test instead.
+	doc = strings.ReplaceAll(doc, "/tmp/mailoauth-ca.pem", "ca.pem")
+	cfg, err := parse(t, dir, doc)
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("README example warns: %v", cfg.Warnings)
+	}
+	if diff := cmp.Diff([]string{"emulated", "gmail", "robot", "work"}, cfg.AccountNames()); diff != "" {
+		t.Errorf("accounts (-want +got)\n%s", diff)
+	}
+}
