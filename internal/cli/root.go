@@ -94,6 +94,7 @@ func NewRootCmd(g *Globals) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newConfigCmd(g),
+		newEmulatorCmd(g),
 	)
 	return root
 }

@@ -268,3 +268,8 @@ func htmlEscape(s string) string {
 
 // formatMSTime formats t the way AADSTS texts print dates.
 func formatMSTime(t time.Time) string { return t.UTC().Format("01/02/2006 15:04:05") }
+
+func init() {
+	aadsts[9002326] = errDef{"invalid_request", 400, "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '%s'.", ""}
+	aadsts[9002327] = errDef{"invalid_request", 400, "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.", ""}
+}

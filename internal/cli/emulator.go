@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailoauth/mailoauth/internal/emulator"
+)
+
+// emulatorOptions are the flags of `mailoauth emulator` (a fixed contract:
+// --listen, --ca-out, --scenario, --http).
+type emulatorOptions struct {
+	Listen       string
+	CAOut        string
+	Scenario     string
+	HTTP         bool
+	WriteAppCert string
+}
+
+func newEmulatorCmd(g *Globals) *cobra.Command {
+	o := &emulatorOptions{}
+	cmd := &cobra.Command{
+		Use:   "emulator",
+		Short: "Run an offline Microsoft identity platform emulator on loopback",
+		Long: "emulator serves a Microsoft identity platform look-alike (discovery, keys, authorize, token,\n" +
+			"devicecode, admin consent) on 127.0.0.1 until interrupted. It prints one line per service.\n" +
+			"HTTPS uses a CA generated at start; --ca-out writes it so clients can trust it.\n" +
+			"See internal/emulator/README.md for the scenario file and the admin API.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runEmulator(cmd, g, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "loopback address to listen on (port 0 = any free port)")
+	f.StringVar(&o.CAOut, "ca-out", "", "write the emulator's CA certificate (PEM) to this file")
+	f.StringVar(&o.Scenario, "scenario", "", "scenario file (TOML); default: the built-in demo scenario")
+	f.BoolVar(&o.HTTP, "http", false, "serve plain HTTP instead of HTTPS")
+	f.StringVar(&o.WriteAppCert, "write-app-cert", "", "write the demo confidential app's certificate and private key (PEM) to this file")
+	return cmd
+}
+
+func runEmulator(cmd *cobra.Command, g *Globals, o *emulatorOptions) error {
+	opts := emulator.ServerOptions{Listen: o.Listen, PlainHTTP: o.HTTP}
+	opts.Logger = g.Logger
+	if o.Scenario != "" {
+		sc, err := emulator.LoadScenario(o.Scenario)
+		if err != nil {
+			return &ConfigError{Err: err}
+		}
+		opts.Scenario = sc
+	}
+	srv, err := emulator.Start(opts)
+	if err != nil {
+		return fmt.Errorf("start emulator: %w", err)
+	}
+	defer srv.Close()
+	if o.CAOut != "" && !o.HTTP {
+		if err := os.WriteFile(o.CAOut, srv.CAPEM(), 0o644); err != nil {
+			return fmt.Errorf("write CA: %w", err)
+		}
+	}
+	demo := srv.Demo()
+	if o.WriteAppCert != "" {
+		certPEM, keyPEM, err := srv.AppCertificate(demo.ConfidentialID)
+		if err != nil {
+			return fmt.Errorf("write app certificate: %w", err)
+		}
+		if err := os.WriteFile(o.WriteAppCert, append(certPEM, keyPEM...), 0o600); err != nil {
+			return fmt.Errorf("write app certificate: %w", err)
+		}
+	}
+	if g.JSON {
+		if err := json.NewEncoder(g.Out).Encode(map[string]any{"services": srv.Services(), "demo": demo}); err != nil {
+			return err
+		}
+	} else {
+		for _, s := range srv.Services() {
+			fmt.Fprintf(g.Out, "%-9s %s\n", s.Name, s.URL)
+		}
+		fmt.Fprintf(g.ErrOut, "tenant %s (%s), public app %s, confidential app %s, users %v\n",
+			demo.TenantID, demo.TenantDomain, demo.PublicClientID, demo.ConfidentialID, demo.Users)
+		fmt.Fprintln(g.ErrOut, "admin API under "+srv.URL+"/_emulator/ ; press Ctrl-C to stop")
+	}
+	<-cmd.Context().Done()
+	return nil
+}
