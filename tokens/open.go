@@ -51,7 +51,7 @@ type backend interface {
 // Open opens (creating if needed) the store named by storeURL:
 //
 //	sqlite:PATH          a SQLite file (WAL mode), e.g. sqlite:/home/me/.local/state/mailoauth/tokens.db
-//	postgres://…         a PostgreSQL database shared by several instances (pgx URL or DSN)
+//	postgres://…         a PostgreSQL database shared by several instances (libpq URL)
 //	mem:                 memory only, for tests
 //
 // opts may be nil. Errors and logs name the store by Redact(storeURL).
