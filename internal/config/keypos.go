@@ -50,6 +50,9 @@ func (s *keyScanner) peek() byte {
 }
 
 func (s *keyScanner) advance() {
+	if s.eof() {
+		return
+	}
 	if s.src[s.i] == '\n' {
 		s.line++
 	}
