@@ -318,6 +318,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err := l.err(); err != nil {
 		return nil, err
 	}
+	slices.SortStableFunc(l.warnings, func(a, b Problem) int { return a.Line - b.Line })
 	cfg.Warnings = l.warnings
 	return cfg, nil
 }
@@ -663,8 +664,8 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 	if a.Password.IsSet() && a.Flow != FlowPassword {
 		l.errorf(k("password"), "password is used by flow = \"password\" only; remove it")
 	}
-	if a.Password.IsSet() {
-		l.warnf(k("password"), "the password flow fails for accounts with MFA or conditional access, and Microsoft discourages it")
+	if a.Flow == FlowPassword {
+		l.warnf(k("flow"), "the password flow (ROPC) fails for accounts with MFA or conditional access, and Microsoft discourages it")
 	}
 
 	// Redirect.

@@ -373,7 +373,7 @@ accounts = ["b"]
 			t.Errorf("warning leaks a secret: %s", w)
 		}
 	}
-	want := []string{"3 accounts.a.client_secret", "9 accounts.b.password", "9 accounts.b.password", "11 proxy.imap.listen", "10 proxy.imap.tls"}
+	want := []string{"3 accounts.a.client_secret", "7 accounts.b.flow", "9 accounts.b.password", "10 proxy.imap.tls", "11 proxy.imap.listen"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
