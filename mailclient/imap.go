@@ -2,7 +2,7 @@ package mailclient
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -29,21 +29,18 @@ func CheckIMAP(ctx context.Context, srv Server, opts Options) (*Report, error) {
 	}
 	defer stop()
 	iopts := &imapclient.Options{TLSConfig: tlsConfig(srv, opts)}
-	var c *imapclient.Client
 	if srv.Security == StartTLS {
-		c, err = imapclient.NewStartTLS(conn, iopts)
+		tc, err := imapStartTLS(conn, tlsConfig(srv, opts))
 		if err != nil {
-			var ie *imap.Error
-			if errors.As(err, &ie) {
-				err = fmt.Errorf("%w: %w", errNoStartTLS, err)
-			}
 			conn.Close()
 			return rec.rep, rec.fail("starttls", "could not start TLS; not logging in over plain text", err)
 		}
-		rec.ok("starttls", "upgraded to TLS")
+		rec.ok("starttls", tlsDetail(tc.(*saslEmptyFix).Conn.(*tls.Conn)))
+		conn = tc
 	} else {
-		c = imapclient.New(conn, iopts)
+		conn = &saslEmptyFix{Conn: conn}
 	}
+	c := imapclient.New(conn, iopts)
 	defer c.Close()
 	if err := c.WaitGreeting(); err != nil {
 		return rec.rep, rec.fail("greeting", "no usable greeting", err)
