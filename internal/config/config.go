@@ -25,7 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mailoauth/mailoauth/internal/paths"
+	"github.com/mailoauth/mailoauth/provider"
 )
 
 // Config is a checked config file with every default filled in.
@@ -444,27 +444,13 @@ func redactURL(s string) string {
 	return s
 }
 
-var (
-	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	domainRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$`)
-)
-
 // multiTenant reports whether tenant names no single directory.
-func multiTenant(tenant string) bool {
-	switch strings.ToLower(tenant) {
-	case "common", "organizations", "consumers":
-		return true
-	}
-	return false
-}
+func multiTenant(tenant string) bool { return provider.ClassifyTenant(tenant) == provider.TenantMulti }
 
-// cloudDefaults are the default servers per Microsoft cloud (reference
-// microsoft-identity.md §1.4, §5.1).
-var cloudDefaults = map[string]struct{ imap, pop3, smtp, graph string }{
-	"global":    {"imaps://outlook.office365.com:993", "pop3s://outlook.office365.com:995", "smtp://smtp.office365.com:587", "https://graph.microsoft.com"},
-	"usgov":     {"imaps://outlook.office365.us:993", "pop3s://outlook.office365.us:995", "smtp://smtp.office365.us:587", "https://graph.microsoft.us"},
-	"usgov-dod": {"imaps://outlook-dod.office365.us:993", "pop3s://outlook-dod.office365.us:995", "smtp://outlook-dod.office365.us:587", "https://dod-graph.microsoft.us"},
-	"china":     {"imaps://partner.outlook.cn:993", "pop3s://partner.outlook.cn:995", "smtp://smtp.partner.outlook.cn:587", "https://microsoftgraph.chinacloudapi.cn"},
+// cloudServers are the default servers of a Microsoft cloud, from the
+// provider package's table (reference microsoft-identity.md §1.4, §5.1).
+func cloudServers(c provider.Cloud) (imap, pop3, smtp, graph string) {
+	return "imaps://" + c.IMAPHost + ":993", "pop3s://" + c.POPHost + ":995", "smtp://" + c.SMTPHost + ":587", c.GraphURL
 }
 
 // Google's mail servers (developers.google.com/gmail/imap/imap-smtp).
@@ -517,10 +503,10 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 		if a.Tenant == "" {
 			a.Tenant = "common"
 		}
-		switch {
-		case multiTenant(a.Tenant):
+		switch provider.ClassifyTenant(a.Tenant) {
+		case provider.TenantMulti:
 			a.Tenant = strings.ToLower(a.Tenant)
-		case guidRE.MatchString(a.Tenant), domainRE.MatchString(a.Tenant):
+		case provider.TenantGUID, provider.TenantDomain:
 		default:
 			l.errorf(k("tenant"), "invalid tenant %q: use common, organizations, consumers, the tenant ID (a GUID) or a domain such as contoso.onmicrosoft.com", a.Tenant)
 		}
@@ -528,7 +514,7 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 		if a.Cloud == "" {
 			a.Cloud = "global"
 		}
-		if _, ok := cloudDefaults[a.Cloud]; !ok {
+		if _, ok := provider.Clouds[a.Cloud]; !ok {
 			l.errorf(k("cloud"), "unknown cloud %q: use global, usgov, usgov-dod or china", a.Cloud)
 			a.Cloud = "global"
 		}
@@ -678,8 +664,7 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 	var imapDef, popDef, smtpDef string
 	switch a.Provider {
 	case Microsoft:
-		d := cloudDefaults[a.Cloud]
-		imapDef, popDef, smtpDef, a.Graph = d.imap, d.pop3, d.smtp, d.graph
+		imapDef, popDef, smtpDef, a.Graph = cloudServers(provider.Clouds[a.Cloud])
 		if r.Graph != "" {
 			a.Graph = l.baseURL(k("graph"), r.Graph, true)
 		}
@@ -708,7 +693,7 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 
 func isGoogleMailScope(s string) bool {
 	switch s {
-	case "imap", "pop", "smtp", "https://mail.google.com/":
+	case "imap", "pop", "smtp", provider.GoogleMailScope:
 		return true
 	}
 	return false
