@@ -56,6 +56,7 @@ func TestProblems(t *testing.T) {
 		{"unknown key in dotted form", "accounts.a.client_id = \"x\"\naccounts.a.nope = 1\n", []want{{2, "accounts.a.nope", "unknown key"}}},
 		{"unknown key in inline table", "accounts = { a = { client_id = \"x\",\n nope = 1 } }\n", []want{{2, "accounts.a.nope", "unknown key"}}},
 		{"unknown key after multi-line string", "[accounts.a]\nclient_id = \"\"\"\nx\n[not.a.table]\n\"\"\"\nnope = 1\n", []want{{6, "accounts.a.nope", "unknown key"}}},
+		{"no TLS opt-out key", "[accounts.a]\nclient_id = \"x\"\ntls_insecure_skip_verify = true\n", []want{{3, "accounts.a.tls_insecure_skip_verify", "TLS is always verified: trust a private CA with ca_file"}}},
 		{"unknown serve key", "[serve]\nmetric = \"127.0.0.1:9\"\n", []want{{2, "serve.metric", `did you mean "metrics"?`}}},
 		{"wrong type string", "[accounts.a]\nclient_id = 5\n", []want{{2, "accounts.a.client_id", "must be a string, not integer"}}},
 		{"wrong type array", "[accounts.a]\nclient_id = \"x\"\nscopes = \"imap smtp\"\n", []want{{3, "accounts.a.scopes", "must be an array of strings, not string"}}},

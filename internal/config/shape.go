@@ -134,6 +134,10 @@ func unknownKeyMsg(table toml.Key, k string, allowed []string) string {
 		where = "in " + describeTable(table)
 	}
 	msg := fmt.Sprintf("unknown key %q %s", k, where)
+	if strings.Contains(k, "insecure") || strings.Contains(k, "skip_verify") || strings.Contains(k, "verify") {
+		// Deliberately no such switch: certificates are always verified.
+		return msg + "; TLS is always verified: trust a private CA with ca_file, or use the imap+insecure:// (pop3+, smtp+) scheme for a loopback test server"
+	}
 	if best := closest(k, allowed); best != "" {
 		return msg + fmt.Sprintf(" (did you mean %q?)", best)
 	}
