@@ -53,9 +53,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func fakeServer(t *testing.T, kind provider.Kind, h func(w http.ResponseWriter, s seen)) (*recorder, *provider.Provider, *httptest.Server) {
 	t.Helper()
 	rec := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, srv := fakeServerHandler(t, kind, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h(w, rec.record(r))
 	}))
+	return rec, p, srv
+}
+
+// fakeServerHandler starts h and returns a provider of the given kind
+// whose endpoints point at it.
+func fakeServerHandler(t *testing.T, kind provider.Kind, h http.Handler) (*provider.Provider, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	var p *provider.Provider
 	switch kind {
@@ -75,7 +83,7 @@ func fakeServer(t *testing.T, kind provider.Kind, h func(w http.ResponseWriter, 
 			Issuer: srv.URL, TokenURL: srv.URL + "/token", AuthURL: srv.URL + "/auth", DeviceAuthURL: srv.URL + "/device",
 		}}
 	}
-	return rec, p, srv
+	return p, srv
 }
 
 // handlerTransport serves requests in memory, so tests inside a

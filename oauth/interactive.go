@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/browser"
@@ -112,27 +113,43 @@ func (c *Client) interact(ctx context.Context, it Interaction, redirectURI, endp
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	// The listener starts before the URL exists (it needs the port), so
+	// requests are turned away until build has run; the mutex also
+	// publishes what build set (state, verifier) to the server goroutine.
+	var mu sync.Mutex
+	ready := false
+	judgeReady := func(q url.Values) error {
+		mu.Lock()
+		ok := ready
+		mu.Unlock()
+		if !ok {
+			return loopback.ErrNotCallback
+		}
+		return judge(q)
+	}
 	results := make(chan pasteResult, 2)
 	var srv *loopback.Server
 	if _, perr := loopback.ParseRedirectURI(redirectURI); perr == nil {
 		var err error
-		srv, err = loopback.Listen(redirectURI)
-		if err != nil {
-			return nil, err
-		}
-		defer srv.Close()
-		srv.HintFor = func(err error) string {
+		srv, err = loopback.Listen(redirectURI, judgeReady, func(err error) string {
 			var oe *Error
 			if errors.As(err, &oe) {
 				return oe.Hint
 			}
 			return ""
+		})
+		if err != nil {
+			return nil, err
 		}
+		defer srv.Close()
 		redirectURI = srv.RedirectURI()
 	} else if it.Paste == nil {
 		return nil, fmt.Errorf("%w; or paste the final URL (enable the paste fallback)", perr)
 	}
+	mu.Lock()
 	authURL, err := build(redirectURI)
+	ready = err == nil
+	mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +168,7 @@ func (c *Client) interact(ctx context.Context, it Interaction, redirectURI, endp
 	}
 	if srv != nil {
 		go func() {
-			q, err := srv.Wait(ctx, judge)
+			q, err := srv.Wait(ctx)
 			results <- pasteResult{q, err}
 		}()
 	}

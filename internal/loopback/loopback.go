@@ -39,8 +39,7 @@ type Server struct {
 	done    chan result
 	fired   bool
 
-	// Hint is shown on the failure page under the error, e.g. what to do.
-	HintFor func(error) string
+	hintFor func(error) string
 }
 
 type result struct {
@@ -96,7 +95,14 @@ func ParseRedirectURI(uri string) (Target, error) {
 // localhost redirects); a URI with a port is used as written, so it matches
 // the registration exactly, e.g. http://localhost:9999/Callback listens on
 // 127.0.0.1:9999 for /Callback.
-func Listen(redirectURI string) (*Server, error) {
+//
+// h judges every request that arrives on the redirect path; it may be
+// called as soon as Listen returns. hintFor, if not nil, gives the line of
+// advice shown under an error on the failure page.
+func Listen(redirectURI string, h Handler, hintFor func(error) string) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("loopback: nil handler")
+	}
 	t, err := ParseRedirectURI(redirectURI)
 	if err != nil {
 		return nil, err
@@ -105,7 +111,7 @@ func Listen(redirectURI string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for the redirect on %s (is another sign-in running?): %w", t.Addr, err)
 	}
-	s := &Server{ln: ln, redirectURI: redirectURI, path: t.Path, done: make(chan result, 1)}
+	s := &Server{ln: ln, redirectURI: redirectURI, path: t.Path, handler: h, hintFor: hintFor, done: make(chan result, 1)}
 	if strings.HasSuffix(t.Addr, ":0") {
 		u, _ := url.Parse(redirectURI)
 		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -125,11 +131,9 @@ func Listen(redirectURI string) (*Server, error) {
 // RedirectURI is the redirect URI to send, with the chosen port.
 func (s *Server) RedirectURI() string { return s.redirectURI }
 
-// Wait serves until h accepts or rejects a redirect, or ctx ends.
-func (s *Server) Wait(ctx context.Context, h Handler) (url.Values, error) {
-	s.mu.Lock()
-	s.handler = h
-	s.mu.Unlock()
+// Wait returns when the handler has accepted (nil error) or rejected a
+// redirect, or when ctx ends.
+func (s *Server) Wait(ctx context.Context) (url.Values, error) {
 	select {
 	case r := <-s.done:
 		return r.q, r.err
@@ -175,11 +179,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		page.Execute(w, pageData{Title: "Already done", Message: "This sign-in has already finished. You can close this window."})
 		return
 	}
-	if handler == nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		page.Execute(w, pageData{Title: "Not ready", Message: "mailoauth is not waiting for a sign-in yet. Reload this page in a moment."})
-		return
-	}
 	err := handler(q)
 	if errors.Is(err, ErrNotCallback) {
 		w.WriteHeader(http.StatusBadRequest)
@@ -197,8 +196,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		d := pageData{Title: "Sign-in failed", Message: err.Error(), Failed: true}
-		if s.HintFor != nil {
-			d.Hint = s.HintFor(err)
+		if s.hintFor != nil {
+			d.Hint = s.hintFor(err)
 		}
 		page.Execute(w, d)
 	} else {
