@@ -175,7 +175,9 @@ func TestTokenEndpointFailures(t *testing.T) {
 			w.Write([]byte("<html><body>Sign in to the captive portal</body></html>"))
 		}, `unexpected text/html response, not a token: "Sign in to the captive portal"`},
 		{"no access token", func(w http.ResponseWriter) { writeJSON(w, 200, map[string]any{"token_type": "Bearer"}) }, "no access_token"},
-		{"dpop token", func(w http.ResponseWriter) { writeJSON(w, 200, map[string]any{"access_token": "x", "token_type": "DPoP"}) }, `token type "DPoP" is not supported`},
+		{"dpop token", func(w http.ResponseWriter) {
+			writeJSON(w, 200, map[string]any{"access_token": "x", "token_type": "DPoP"})
+		}, `token type "DPoP" is not supported`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
