@@ -233,7 +233,13 @@ func (s *Source) slow(ctx context.Context) (*cached, error) {
 		return nil, fmt.Errorf("token for %s: %w", s.cfg.Account, ctx.Err())
 	}
 	if f.err != nil {
-		if c != nil && time.Now().Before(c.expiry) {
+		// A failed refresh still hands out a token that has not expired:
+		// the one it found in the store, or the one this process had.
+		now := time.Now()
+		if f.c != nil && now.Before(f.c.expiry) {
+			return f.c, nil
+		}
+		if c != nil && now.Before(c.expiry) {
 			return c, nil
 		}
 		return nil, f.err
@@ -244,8 +250,10 @@ func (s *Source) slow(ctx context.Context) (*cached, error) {
 func (s *Source) run(ctx context.Context, f *flight) {
 	c, err := s.refresh(ctx)
 	s.mu.Lock()
-	if err == nil {
+	if c != nil {
 		s.cur.Store(c)
+	}
+	if err == nil {
 		s.cool, s.err = time.Time{}, nil
 	} else {
 		// Callers in the cooldown get this error (or the still-valid old
@@ -260,19 +268,20 @@ func (s *Source) run(ctx context.Context, f *flight) {
 	close(f.done)
 }
 
-// newCached prepares tok for handing out and decides when to refresh it:
-// at the server's refresh_in hint, else Margin before expiry, earlier by a
-// random jitter; a token living less than twice Margin is refreshed at half
-// its remaining life instead.
-func (s *Source) newCached(tok *oauth.Token, now time.Time) *cached {
+// newCached prepares tok, received at issued, for handing out and decides
+// when to refresh it: at the server's refresh_in hint, else Margin before
+// expiry, earlier by a random jitter. A token living less than twice Margin
+// is refreshed at half its life instead. The times derive from issued, not
+// from now, so re-reading a stored token gives the same answer.
+func (s *Source) newCached(tok *oauth.Token, issued time.Time) *cached {
 	c := &cached{tok: tok, o2: tok.OAuth2()}
 	if tok.Expiry.IsZero() { // no expires_in: valid until the server says otherwise
-		c.refreshAt = now.Add(100 * 365 * 24 * time.Hour)
+		c.refreshAt = issued.Add(100 * 365 * 24 * time.Hour)
 		c.expiry = c.refreshAt
 		return c
 	}
 	c.expiry = tok.Expiry.Add(-expiryDelta)
-	life := tok.Expiry.Sub(now)
+	life := tok.Expiry.Sub(issued)
 	at := tok.RefreshAt
 	if at.IsZero() || !at.Before(tok.Expiry) {
 		margin := s.cfg.Margin
@@ -288,31 +297,46 @@ func (s *Source) newCached(tok *oauth.Token, now time.Time) *cached {
 	return c
 }
 
-// loadFresh returns the stored access token for this resource when it is
-// not yet due for refresh (another process may just have refreshed it).
-func (s *Source) loadFresh(ctx context.Context) (*cached, error) {
-	tok, err := LoadToken(ctx, s.cfg.Store, s.cfg.Account, s.kind)
+// loadStored returns the stored access token for this resource, if any,
+// and whether it is fresh (not yet due; another process may just have
+// refreshed it). A due token is still returned: it may be handed out until
+// it expires if the refresh fails.
+func (s *Source) loadStored(ctx context.Context) (*cached, bool, error) {
+	rec, err := s.cfg.Store.Get(ctx, s.cfg.Account, s.kind)
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	now := time.Now()
-	if c := s.newCached(tok, now); now.Before(c.refreshAt) {
-		return c, nil
+	tok, err := decodeToken(rec)
+	if err != nil {
+		return nil, false, err
 	}
-	return nil, nil
+	// The record was written right after the token was received.
+	c := s.newCached(tok, rec.Updated)
+	return c, time.Now().Before(c.refreshAt), nil
 }
 
 // refresh gets a fresh token for the process: from the store if another
 // process refreshed it, else by taking the account's lease and calling the
 // token endpoint. While another holder has the lease it polls the store.
+// With an error it may also return the stored token, due but still valid.
 func (s *Source) refresh(ctx context.Context) (*cached, error) {
+	c, err := s.refresh1(ctx)
+	if err != nil {
+		if stale, _, lerr := s.loadStored(ctx); lerr == nil && stale != nil && time.Now().Before(stale.expiry) {
+			return stale, err
+		}
+	}
+	return c, err
+}
+
+func (s *Source) refresh1(ctx context.Context) (*cached, error) {
 	acct := s.cfg.Account
 	wait := 10 * time.Millisecond
 	for {
-		if c, err := s.loadFresh(ctx); c != nil || err != nil {
+		if c, fresh, err := s.loadStored(ctx); fresh || err != nil {
 			return c, err
 		}
 		st, err := LoadState(ctx, s.cfg.Store, acct)
@@ -349,7 +373,7 @@ func (s *Source) refresh(ctx context.Context) (*cached, error) {
 func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, error) {
 	acct := s.cfg.Account
 	// Someone may have finished a refresh between our look and our lease.
-	if c, err := s.loadFresh(ctx); c != nil || err != nil {
+	if c, fresh, err := s.loadStored(ctx); fresh || err != nil {
 		return c, err
 	}
 	var (
@@ -367,7 +391,10 @@ func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, erro
 	default:
 		return nil, err
 	}
-	var tok *oauth.Token
+	var (
+		tok    *oauth.Token
+		issued time.Time
+	)
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			// Renew: the lease must cover the whole attempt.
@@ -378,6 +405,7 @@ func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, erro
 		actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 		tok, err = s.cfg.Refresher.Refresh(actx, rt, s.cfg.Scopes)
 		cancel()
+		issued = time.Now()
 		if err == nil && (tok == nil || tok.AccessToken == "") {
 			err = errors.New("token endpoint returned no access token")
 		}
@@ -426,7 +454,7 @@ func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, erro
 	}
 	s.log.Debug("token refreshed", "expiry", access.Expiry)
 	s.notify(Event{Type: EventRefreshed, Expiry: access.Expiry})
-	return s.newCached(access, time.Now()), nil
+	return s.newCached(access, issued), nil
 }
 
 // backoff is the delay before retry number attempt: exponential with full
