@@ -1,6 +1,7 @@
 package mailclient
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -243,4 +244,18 @@ func exchangeTokenHint(proto, delegatedScope, appRole string) string {
 		"(delegated scope " + delegatedScope + ", or https://outlook.office365.com/.default for apps); the user is the mailbox address; " +
 		proto + " is enabled for the mailbox; for app-only tokens the app has " + appRole + " with admin consent, its service principal " +
 		"is registered in Exchange (New-ServicePrincipal) and has FullAccess on the mailbox (Add-MailboxPermission)"
+}
+
+// Check runs CheckIMAP, CheckPOP3 or CheckSMTP, as srv's protocol says, so
+// a caller looping over an account's servers needs no switch.
+func Check(ctx context.Context, srv Server, opts Options) (*Report, error) {
+	switch srv.Protocol {
+	case IMAP:
+		return CheckIMAP(ctx, srv, opts)
+	case POP3:
+		return CheckPOP3(ctx, srv, opts)
+	case SMTP:
+		return CheckSMTP(ctx, srv, opts)
+	}
+	return nil, fmt.Errorf("check %s: unknown protocol %q", srv.URL(), srv.Protocol)
 }
