@@ -1,0 +1,390 @@
+package tokens
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/oauth"
+)
+
+// Cross-process tests: the test binary re-executes itself as child
+// processes (see TestMain and childEnv) that share one store.
+
+func integration(t *testing.T) {
+	t.Helper()
+	if os.Getenv("MAILOAUTH_INTEGRATION") != "1" {
+		t.Skip("integration test: set MAILOAUTH_INTEGRATION=1")
+	}
+}
+
+// child starts this test binary as a child process in mode with env.
+func child(t *testing.T, mode string, env map[string]string) (*exec.Cmd, io.WriteCloser, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdin, bufio.NewScanner(stdout)
+}
+
+func runChild(mode string) int {
+	var err error
+	switch mode {
+	case "herd":
+		err = herdChild()
+	case "crash":
+		err = crashChild()
+	default:
+		err = fmt.Errorf("unknown child mode %q", mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	return 0
+}
+
+func childStore() (Store, error) {
+	key, err := hex.DecodeString(os.Getenv("MAILOAUTH_CHILD_KEY"))
+	if err != nil {
+		return nil, err
+	}
+	return Open(context.Background(), os.Getenv("MAILOAUTH_CHILD_STORE"), &Options{Key: key})
+}
+
+// httpRefresher is a minimal RFC 6749 §6 client, enough for the loopback
+// token endpoint of the herd test (the real one is the oauth package's).
+func httpRefresher(endpoint string) Refresher {
+	return RefresherFunc(func(ctx context.Context, rt string, scopes []string) (*oauth.Token, error) {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {strings.Join(scopes, " ")}}
+		req, err := http.NewRequestWithContext(ctx, "POST", endpoint, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var body struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+			ExpiresIn    int    `json:"expires_in"`
+			Error        string `json:"error"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			return nil, &fakeError{code: body.Error, status: resp.StatusCode}
+		}
+		return &oauth.Token{AccessToken: body.AccessToken, RefreshToken: body.RefreshToken,
+			Expiry: time.Now().Add(time.Duration(body.ExpiresIn) * time.Second)}, nil
+	})
+}
+
+// herdChild: many goroutines, released together on a line from the
+// parent, ask for the expired token; prints the tokens it got.
+func herdChild() error {
+	s, err := childStore()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	src, err := NewSource(Config{Store: s, Refresher: httpRefresher(os.Getenv("MAILOAUTH_CHILD_ENDPOINT")),
+		Account: os.Getenv("MAILOAUTH_CHILD_ACCOUNT"), Resource: "imap", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(os.Getenv("MAILOAUTH_CHILD_GOROUTINES"))
+	start := make(chan struct{})
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		got  = map[string]int{}
+		errs []error
+	)
+	for range n {
+		wg.Go(func() {
+			<-start
+			tok, err := src.TokenContext(context.Background())
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			got[tok.AccessToken]++
+		})
+	}
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	close(start)
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("%d goroutines failed, first: %v", len(errs), errs[0])
+	}
+	for tok, k := range got {
+		fmt.Printf("%s %d\n", tok, k)
+	}
+	return nil
+}
+
+// tokenEndpoint is a loopback token endpoint that rotates refresh tokens
+// and counts the refresh requests reaching it.
+type tokenEndpoint struct {
+	hits   atomic.Int64
+	mu     sync.Mutex
+	latest string
+}
+
+func (e *tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := e.hits.Add(1)
+	time.Sleep(100 * time.Millisecond) // a real endpoint's latency widens the race window
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if r.PostFormValue("refresh_token") != e.latest {
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"error":"invalid_grant"}`)
+		return
+	}
+	e.latest = fmt.Sprintf("rt-%d", n)
+	fmt.Fprintf(w, `{"access_token":"at-%d","refresh_token":"%s","expires_in":3600,"token_type":"Bearer"}`, n, e.latest)
+}
+
+// herd: 4 processes × 250 goroutines ask for an expired token at once;
+// exactly one refresh request may reach the token endpoint.
+func herd(t *testing.T, storeURL string) {
+	const procs, goroutines = 4, 250
+	ep := &tokenEndpoint{latest: "rt-0"}
+	srv := httptest.NewServer(ep) // listens on 127.0.0.1
+	defer srv.Close()
+	account := "herd-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s, err := Open(t.Context(), storeURL, &Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := SaveLogin(t.Context(), s, account, "imap", loginToken("rt-0", "at-0", time.Now().Add(-time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"MAILOAUTH_CHILD_STORE": storeURL, "MAILOAUTH_CHILD_KEY": hex.EncodeToString(testKey),
+		"MAILOAUTH_CHILD_ENDPOINT": srv.URL, "MAILOAUTH_CHILD_ACCOUNT": account,
+		"MAILOAUTH_CHILD_GOROUTINES": strconv.Itoa(goroutines),
+	}
+	type proc struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Scanner
+	}
+	var ps []proc
+	for range procs {
+		cmd, in, out := child(t, "herd", env)
+		ps = append(ps, proc{cmd, in, out})
+	}
+	for i, p := range ps {
+		if !p.out.Scan() || p.out.Text() != "ready" {
+			t.Fatalf("child %d did not get ready: %q", i, p.out.Text())
+		}
+	}
+	for _, p := range ps {
+		io.WriteString(p.stdin, "go\n")
+	}
+	got := map[string]int{}
+	for i, p := range ps {
+		for p.out.Scan() {
+			f := strings.Fields(p.out.Text())
+			k, _ := strconv.Atoi(f[1])
+			got[f[0]] += k
+		}
+		if err := p.cmd.Wait(); err != nil {
+			t.Errorf("child %d: %v", i, err)
+		}
+	}
+	t.Logf("%d processes × %d goroutines: token endpoint hits = %d, tokens handed out = %v", procs, goroutines, ep.hits.Load(), got)
+	if h := ep.hits.Load(); h != 1 {
+		t.Errorf("token endpoint hits = %d, want exactly 1", h)
+	}
+	if got["at-1"] != procs*goroutines || len(got) != 1 {
+		t.Errorf("tokens handed out = %v, want at-1 × %d", got, procs*goroutines)
+	}
+}
+
+func TestIntegrationHerdSQLite(t *testing.T) {
+	integration(t)
+	herd(t, "sqlite:"+filepath.Join(t.TempDir(), "tokens.db"))
+}
+
+func TestIntegrationHerdPostgres(t *testing.T) {
+	herd(t, postgresURL(t))
+}
+
+// crashChild refreshes in a loop with the real engine (each token is due as
+// soon as it is issued) and prints, after each TokenContext returns, the
+// number of the access token it got: a token the parent knows was handed out.
+func crashChild() error {
+	s, err := childStore()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rotate := RefresherFunc(func(ctx context.Context, rt string, scopes []string) (*oauth.Token, error) {
+		n, err := strconv.Atoi(strings.TrimPrefix(rt, "rt-"))
+		if err != nil {
+			return nil, fmt.Errorf("stored refresh token is malformed")
+		}
+		return &oauth.Token{AccessToken: fmt.Sprintf("at-%d", n+1), RefreshToken: fmt.Sprintf("rt-%d", n+1), Expiry: time.Now()}, nil
+	})
+	src, err := NewSource(Config{Store: s, Refresher: rotate, Account: "crash", Resource: "imap",
+		Holder: "crash-child", Cooldown: time.Nanosecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	for {
+		tok, err := src.TokenContext(context.Background())
+		if err != nil {
+			return err
+		}
+		fmt.Println(strings.TrimPrefix(tok.AccessToken, "at-"))
+	}
+}
+
+// crash kills the refreshing child with SIGKILL at random moments, kills
+// times, and checks after each kill that the store opens and holds a token
+// at least as new as the last one handed out, with the access and refresh
+// tokens from the same refresh (never a mix, never torn, never lost).
+func crash(t *testing.T, storeURL string, kills int) {
+	s, err := Open(t.Context(), storeURL, &Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), "crash"); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveLogin(t.Context(), s, "crash", "imap", loginToken("rt-0", "at-0", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	env := map[string]string{"MAILOAUTH_CHILD_STORE": storeURL, "MAILOAUTH_CHILD_KEY": hex.EncodeToString(testKey)}
+	acked, lost, midWrite := 0, 0, 0
+	for i := range kills {
+		cmd, stdin, out := child(t, "crash", env)
+		lines := make(chan string, 1024)
+		go func() {
+			for out.Scan() {
+				lines <- out.Text()
+			}
+			close(lines)
+		}()
+		// Every fifth kill lands during start-up and Open; the others while
+		// the child refreshes and writes.
+		if i%5 == 0 {
+			time.Sleep(time.Duration(rand.N(15000)) * time.Microsecond)
+		} else {
+			if l, ok := <-lines; !ok || l != "ready" {
+				t.Fatalf("kill %d: child did not start (%q)", i, l)
+			}
+			time.Sleep(time.Duration(rand.N(25000)) * time.Microsecond)
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		for l := range lines {
+			if n, err := strconv.Atoi(l); err == nil {
+				if n <= acked {
+					t.Fatalf("kill %d: child handed out at-%d after at-%d", i, n, acked)
+				}
+				acked = n
+			}
+		}
+		cmd.Wait()
+		stdin.Close()
+
+		s, err := Open(t.Context(), storeURL, &Options{Key: testKey})
+		if err != nil {
+			t.Fatalf("kill %d: store does not open: %v", i, err)
+		}
+		rt, err1 := LoadToken(t.Context(), s, "crash", KindRefresh)
+		at, err2 := LoadToken(t.Context(), s, "crash", AccessKind("imap"))
+		_, err3 := LoadState(t.Context(), s, "crash")
+		s.Close()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			lost++
+			t.Errorf("kill %d: records unreadable: %v", i, err)
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimPrefix(rt.RefreshToken, "rt-"))
+		if m, _ := strconv.Atoi(strings.TrimPrefix(at.AccessToken, "at-")); m != n && n != 0 {
+			t.Errorf("kill %d: refresh token rt-%d with access token at-%d: a torn write", i, n, m)
+		}
+		switch {
+		case n < acked:
+			lost++
+			t.Errorf("kill %d: store holds rt-%d but at-%d was handed out: token lost", i, n, acked)
+		case n > acked:
+			midWrite++ // committed, killed before handing it out: fine
+		}
+		acked = n
+	}
+	t.Logf("%d kills: tokens lost = %d; %d kills fell between a commit and its hand-out; last token at-%d", kills, lost, midWrite, acked)
+	if acked == 0 {
+		t.Error("no refresh ever completed: the kills came too early to test anything")
+	}
+}
+
+func crashKills(t *testing.T, def int) int {
+	if v := os.Getenv("MAILOAUTH_CRASH_KILLS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("MAILOAUTH_CRASH_KILLS: %v", err)
+		}
+		return n
+	}
+	return def
+}
+
+// TestIntegrationCrashSQLite: 200 kills in CI; MAILOAUTH_CRASH_KILLS=1000
+// for the full run.
+func TestIntegrationCrashSQLite(t *testing.T) {
+	integration(t)
+	crash(t, "sqlite:"+filepath.Join(t.TempDir(), "tokens.db"), crashKills(t, 200))
+}
+
+func TestIntegrationCrashPostgres(t *testing.T) {
+	crash(t, postgresURL(t), crashKills(t, 200)/4)
+}
