@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultBaseURL is the global cloud's Graph v1.0 root. National clouds
@@ -304,9 +305,16 @@ func decodeError(status int, h http.Header, body []byte) *Error {
 	return e
 }
 
+// capText makes s valid UTF-8 of at most maxErrorText bytes (plus "…"
+// when cut), cut on a rune boundary.
 func capText(s string) string {
-	if len(s) > maxErrorText {
-		s = s[:maxErrorText] + "…"
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxErrorText {
+		return s
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

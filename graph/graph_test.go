@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -306,7 +307,7 @@ func FuzzDecodeError(f *testing.F) {
 		h := http.Header{}
 		h.Set("Retry-After", ra)
 		e := decodeError(status, h, body)
-		if len(e.Message) > maxErrorText+4 || len(e.Code) > maxErrorText+4 || e.RetryAfter < 0 {
+		if len(e.Message) > maxErrorText+len("…") || len(e.Code) > maxErrorText+len("…") || e.RetryAfter < 0 || !utf8.ValidString(e.Message) {
 			t.Fatalf("decodeError kept too much or negative wait: %d %d %v", len(e.Message), len(e.Code), e.RetryAfter)
 		}
 		_ = e.Error()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // AuthError is a login the server refused with an OAuth error challenge
@@ -92,11 +93,18 @@ func jsonText(m json.RawMessage) string {
 	return ""
 }
 
+// capString makes s valid UTF-8 and at most maxChallengeKept bytes, cut
+// on a rune boundary.
 func capString(s string) string {
-	if len(s) > maxChallengeKept {
-		s = s[:maxChallengeKept]
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxChallengeKept {
+		return s
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	cut := maxChallengeKept
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // oauthClient is the state both mechanisms share: the initial response,

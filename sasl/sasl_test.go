@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -197,7 +198,7 @@ func FuzzParseChallenge(f *testing.F) {
 			if e == nil {
 				t.Fatal("no failure recorded")
 			}
-			if len(e.Challenge) > maxChallengeKept+3 || len(e.Status) > maxChallengeKept+3 {
+			if len(e.Challenge) > maxChallengeKept || len(e.Status) > maxChallengeKept || !utf8.ValidString(e.Challenge) {
 				t.Fatalf("kept too much: %d", len(e.Challenge))
 			}
 			_ = e.Error()
