@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -23,6 +24,9 @@ type AuthRequest struct {
 	State       string // random, checked on return (RFC 6749 §10.12)
 	Verifier    string // PKCE code_verifier (RFC 7636): secret, sent only to the token endpoint
 	Scopes      []string
+	// Issuer, when set, must match an iss parameter in the response
+	// (RFC 9207), which defeats mix-up attacks between servers.
+	Issuer string
 }
 
 // String hides the verifier.
@@ -52,6 +56,11 @@ func (c *Client) AuthCodeURL(redirectURI string, scopes []string, o AuthOptions)
 		return nil, errors.New("authorization code flow needs a redirect uri")
 	}
 	ar := &AuthRequest{RedirectURI: redirectURI, State: rand.Text(), Verifier: oauth2.GenerateVerifier(), Scopes: scopes}
+	if c.Provider.Kind == provider.KindOIDC {
+		// Microsoft's issuer has a {tenantid} placeholder and Google
+		// sends no iss: check it only for discovered servers.
+		ar.Issuer = c.Provider.Endpoints.Issuer
+	}
 	conf := &oauth2.Config{ClientID: c.ClientID, Endpoint: oauth2.Endpoint{AuthURL: c.Provider.Endpoints.AuthURL}, RedirectURL: redirectURI, Scopes: scopes}
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(ar.Verifier)}
 	params := map[string]string{}
@@ -66,6 +75,9 @@ func (c *Client) AuthCodeURL(redirectURI string, scopes []string, o AuthOptions)
 	}
 	if o.Prompt != "" {
 		params["prompt"] = o.Prompt
+	} else if c.Provider.Kind == provider.KindOIDC && slices.Contains(scopes, "offline_access") {
+		// OIDC Core §11: offline_access is ignored unless prompt=consent.
+		params["prompt"] = "consent"
 	}
 	if o.DomainHint != "" {
 		params["domain_hint"] = o.DomainHint
@@ -96,6 +108,9 @@ func (a *AuthRequest) ParseRedirect(raw string) (string, error) {
 func (a *AuthRequest) CodeFromQuery(q url.Values) (string, error) {
 	if !stateEqual(q.Get("state"), a.State) {
 		return "", ErrStateMismatch
+	}
+	if iss := q.Get("iss"); iss != "" && a.Issuer != "" && iss != a.Issuer {
+		return "", fmt.Errorf("the redirect comes from issuer %q, not %q: refusing it (RFC 9207 mix-up defence)", sanitize(iss), a.Issuer)
 	}
 	if e := ErrorFromQuery("authorization", q); e != nil {
 		return "", e

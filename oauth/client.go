@@ -54,6 +54,9 @@ type Client struct {
 	// (ClientSecret, *Certificate); nil for public clients, which must
 	// not send a credential (Microsoft AADSTS700025).
 	Auth ClientAuth
+	// TokenParams are added to every token request, e.g. resource
+	// (RFC 8707 resource indicators) for servers that want one.
+	TokenParams url.Values
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
 	// Logger receives debug lines about requests (never their secrets);
@@ -267,6 +270,11 @@ func secretsOf(form url.Values) []string {
 func (c *Client) token(ctx context.Context, form url.Values, requested []string) (*Token, error) {
 	if err := c.check(); err != nil {
 		return nil, err
+	}
+	for k, vs := range c.TokenParams {
+		if form.Get(k) == "" {
+			form[k] = vs
+		}
 	}
 	secrets := secretsOf(form)
 	status, h, body, err := c.postForm(ctx, "token", c.Provider.Endpoints.TokenURL, form)
