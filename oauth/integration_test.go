@@ -1,7 +1,7 @@
 package oauth_test
 
 import (
-	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -210,7 +210,7 @@ func TestIntegrationOIDCProvider(t *testing.T) {
 			t.Parallel()
 			auth := cc.auth
 			if auth == nil {
-				cert := &oauth.Certificate{Key: srv.ClientKey, Chain: nil, Thumbprint: oauth.ThumbprintNone}
+				cert := &oauth.Certificate{Key: srv.ClientKey, Chain: []*x509.Certificate{srv.ClientCert}, SendX5C: true}
 				if cc.alg == "RS256" {
 					cert.Alg = jose.RS256
 				}
@@ -299,5 +299,3 @@ func assertIntrospection(t *testing.T, srv *oidcprovider.Server, token, wantSub 
 		t.Errorf("introspection = %+v, want active, sub %q, scope with mail", ir, wantSub)
 	}
 }
-
-var _ = context.Background
