@@ -53,13 +53,13 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // wireEnv is an emulator from testdata/wire.toml behind httptest (plain
 // HTTP: the wire tests check the protocol, TLS is tested apart).
 type wireEnv struct {
-	t     *testing.T
+	t     testing.TB
 	e     *Emulator
 	clock *clock
 	srv   *httptest.Server
 }
 
-func newWireEnv(t *testing.T) *wireEnv {
+func newWireEnv(t testing.TB) *wireEnv {
 	t.Helper()
 	sc, err := LoadScenario("testdata/wire.toml")
 	if err != nil {
