@@ -14,6 +14,13 @@
 //	c := sasl.NewXOAUTH2Client(sasl.Options{User: "user@contoso.com", Token: tok})
 //	err := imapClient.Authenticate(c)
 //	err = sasl.Result(c, err) // *sasl.AuthError when the server sent a challenge
+//
+// One interop catch with go-imap v2 (beta.8): it writes an empty SASL
+// response as "=", and Dovecot answers that with "BAD Invalid base64 data"
+// instead of its final NO, so the XOAUTH2 acknowledgement is lost. Package
+// mailclient rewrites that line to the empty line RFC 3501 §6.2.2 wants;
+// callers driving imapclient themselves need the same (go-smtp and
+// internal/pop3 send an empty line already).
 package sasl
 
 import (

@@ -94,7 +94,8 @@ func TestWireIMAP(t *testing.T) {
 		}, ""},
 		{"xoauth2 error challenge", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
 			{send: []string{greeting}, expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
-			// go-imap encodes an empty response as "=" (RFC 4959 style).
+			// go-imap encodes an empty response as "=" (RFC 4959 style);
+			// mailclient turns it into the empty line Dovecot needs.
 			{send: []string{"+ " + dovecotXO}, expect: "="},
 			{send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
 		}, "401"},
