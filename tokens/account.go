@@ -150,3 +150,47 @@ func accessOnly(tok *oauth.Token) *oauth.Token {
 	t.IDToken = ""
 	return &t
 }
+
+// AccountInfo is what `mailoauth status` shows about an account: no token,
+// only facts about them.
+type AccountInfo struct {
+	Account string `json:"account"`
+	State   State  `json:"state"`
+	// HasRefreshToken says whether a refresh token is stored.
+	HasRefreshToken bool `json:"has_refresh_token"`
+	// Scope is what the login granted.
+	Scope []string `json:"scope,omitempty"`
+	// Access maps each resource with a cached access token to its expiry.
+	Access map[string]time.Time `json:"access,omitempty"`
+}
+
+// Inspect summarises an account's records without revealing any token.
+func Inspect(ctx context.Context, s Store, account string) (AccountInfo, error) {
+	info := AccountInfo{Account: account, Access: map[string]time.Time{}}
+	recs, err := s.Records(ctx, account)
+	if err != nil {
+		return info, err
+	}
+	for _, r := range recs {
+		switch res, isAccess := r.Kind.Resource(); {
+		case r.Kind == KindState:
+			if err := json.Unmarshal(r.Value, &info.State); err != nil {
+				return info, fmt.Errorf("state of %s: %w", account, err)
+			}
+		case r.Kind == KindRefresh:
+			tok, err := decodeToken(r)
+			if err != nil {
+				return info, err
+			}
+			info.HasRefreshToken = tok.RefreshToken != ""
+			info.Scope = tok.Scope
+		case isAccess:
+			tok, err := decodeToken(r)
+			if err != nil {
+				return info, err
+			}
+			info.Access[res] = tok.Expiry
+		}
+	}
+	return info, nil
+}

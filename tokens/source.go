@@ -167,6 +167,18 @@ func NewSource(cfg Config) (*Source, error) {
 	return &Source{cfg: cfg, kind: AccessKind(cfg.Resource), log: log}, nil
 }
 
+var _ oauth2.TokenSource = (*Source)(nil)
+
+// NextRefresh is when the token this Source holds is due for refresh (zero
+// before the first Token call), so a daemon can sleep until then instead of
+// polling.
+func (s *Source) NextRefresh() time.Time {
+	if c := s.cur.Load(); c != nil {
+		return c.refreshAt
+	}
+	return time.Time{}
+}
+
 // Token returns a valid access token, refreshing it if due. It satisfies
 // oauth2.TokenSource; the returned token is shared and must not be modified
 // (as with oauth2.ReuseTokenSource).
@@ -211,6 +223,12 @@ func (s *Source) slow(ctx context.Context) (*cached, error) {
 		s.mu.Unlock()
 		if c != nil && now.Before(c.expiry) {
 			return c, nil
+		}
+		// No server call in the cooldown, but another process (the daemon,
+		// a new login) may have stored a fresh token meanwhile.
+		if fresh, ok, lerr := s.loadStored(ctx); lerr == nil && ok {
+			s.cur.Store(fresh)
+			return fresh, nil
 		}
 		return nil, err
 	}

@@ -615,3 +615,58 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// The cached path allocates nothing (the benchmark reports the same).
+func TestSourceCachedPathAllocs(t *testing.T) {
+	e := newEnv(t, time.Now().Add(time.Hour))
+	s := e.source(t, "imap")
+	if _, err := s.Token(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Token() }); n != 0 {
+		t.Errorf("Token: %v allocations per call, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.TokenContext(t.Context()) }); n != 0 {
+		t.Errorf("TokenContext: %v allocations per call, want 0", n)
+	}
+	if s.NextRefresh().IsZero() {
+		t.Error("NextRefresh is zero with a cached token")
+	}
+}
+
+// A login made elsewhere during the cooldown is picked up without waiting.
+func TestSourceSeesLoginDuringCooldown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, time.Now().Add(-time.Minute))
+		e.srv.latestRT = "rt-revoked"
+		s := e.source(t, "imap")
+		if _, err := s.TokenContext(t.Context()); !errors.Is(err, ErrReloginRequired) {
+			t.Fatalf("got %v", err)
+		}
+		if err := SaveLogin(t.Context(), e.store, "work", "imap", loginToken("rt-new", "at-login", time.Now().Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if got := accessToken(t, s); got != "at-login" {
+			t.Errorf("got %s, want the new login's at-login", got)
+		}
+	})
+}
+
+func TestInspect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, time.Now().Add(-time.Minute))
+		accessToken(t, e.source(t, "graph"))
+		info, err := Inspect(t.Context(), e.store, "work")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := AccountInfo{
+			Account: "work", State: State{LastRefresh: time.Now()}, HasRefreshToken: true,
+			Scope:  []string{"offline_access"},
+			Access: map[string]time.Time{"imap": time.Now().Add(-time.Minute), "graph": time.Now().Add(time.Hour)},
+		}
+		if diff := cmp.Diff(want, info); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+}
