@@ -496,3 +496,60 @@ func TestContextCancelStopsCheck(t *testing.T) {
 		t.Errorf("check took %v after the context ended", d)
 	}
 }
+
+func TestSendAsDenied(t *testing.T) {
+	script := []step{
+		{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
+		{send: []string{"250-mail.example.test", "250 AUTH LOGIN XOAUTH2"}, expect: "AUTH XOAUTH2 " + xoIR},
+		{send: []string{"235 2.7.0 Authentication successful"}, expect: "MAIL FROM:<boss@example.test>"},
+		{send: []string{"250 2.1.0 Sender OK"}, expect: "RCPT TO:<bob@example.test>"},
+		{send: []string{"250 2.1.5 Recipient OK"}, expect: "DATA"},
+		{send: []string{"354 Start mail input; end with <CRLF>.<CRLF>"}, expect: "<data>"},
+		{send: []string{"554 5.2.252 SendAsDenied; alice@example.test not allowed to send as boss@example.test; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"}},
+	}
+	addr, done := scriptServer(t, script, nil)
+	msg := &Message{From: "boss@example.test", To: []string{"bob@example.test"}, Subject: "x", Body: strings.NewReader("x\n")}
+	rep, err := Send(ctx(t), mustURL(t, "smtp+insecure", addr), Options{User: user, Token: tok}, msg)
+	res := <-done
+	if diff := cmp.Diff(expected(script), res.lines); diff != "" {
+		t.Errorf("client lines (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"connect", "capabilities", "authenticate", "send!"}, stepNames(rep)); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	checkFailure(t, rep, err,
+		"554 5.2.252 SendAsDenied; alice@example.test not allowed to send as boss@example.test; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied",
+		"Send As")
+}
+
+func TestReportString(t *testing.T) {
+	rep := &Report{Server: "smtp://smtp.office365.com:587", Protocol: SMTP, User: "me@contoso.com", Steps: []Step{
+		{Name: "connect", OK: true, Detail: "connected to 52.0.0.1:587"},
+		{Name: "authenticate", Detail: "XOAUTH2 login as me@contoso.com refused", Reply: "535 5.7.3 Authentication unsuccessful",
+			Status: "401", Scope: "mail", Hint: "do this"},
+	}}
+	want := `SMTP smtp://smtp.office365.com:587 as me@contoso.com
+  ok   connect       connected to 52.0.0.1:587
+  FAIL authenticate  XOAUTH2 login as me@contoso.com refused
+       server said: 535 5.7.3 Authentication unsuccessful
+       oauth status: 401 (scope mail)
+       hint: do this
+`
+	if diff := cmp.Diff(want, rep.String()); diff != "" {
+		t.Errorf("String (-want +got):\n%s", diff)
+	}
+	if rep.OK() {
+		t.Error("OK() with a failed step")
+	}
+}
+
+func TestCheckDispatch(t *testing.T) {
+	if _, err := Check(ctx(t), Server{Protocol: "nntp"}, Options{}); err == nil {
+		t.Error("unknown protocol accepted")
+	}
+	// Wrong protocol for the function: refused before connecting.
+	rep, err := CheckPOP3(ctx(t), Server{Protocol: IMAP, Host: "127.0.0.1", Port: 1}, Options{User: user})
+	if err == nil || len(rep.Steps) != 1 {
+		t.Errorf("CheckPOP3 on an IMAP url: %v %v", err, rep)
+	}
+}
