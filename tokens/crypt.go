@@ -126,7 +126,8 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 		}
 	}
 	user := "store:" + id
-	if !opts.NoKeyring {
+	useKeyring := !opts.NoKeyring
+	if useKeyring {
 		s, err := keyring.Get(keyringService, user)
 		if err == nil {
 			key, derr := base64.StdEncoding.DecodeString(s)
@@ -136,7 +137,9 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 			return key, nil
 		}
 		if !errors.Is(err, keyring.ErrNotFound) {
+			// No keyring service (or it hung): don't wait for it a second time.
 			log.Debug("keyring unavailable", "err", err)
+			useKeyring = false
 		}
 	}
 	// No key anywhere. A store that already holds data needs its old key.
@@ -151,7 +154,7 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 	}
 	key := make([]byte, KeySize)
 	rand.Read(key)
-	if !opts.NoKeyring {
+	if useKeyring {
 		enc := base64.StdEncoding.EncodeToString(key)
 		if err := keyring.Set(keyringService, user, enc); err == nil {
 			// Read back: if another process created the store at the same

@@ -266,6 +266,12 @@ func (s *Source) slow(ctx context.Context) (*cached, error) {
 }
 
 func (s *Source) run(ctx context.Context, f *flight) {
+	// An upper bound on the whole refresh, so a hung database cannot hold
+	// the waiters forever: every attempt with its backoff, plus one lease
+	// lifetime of waiting for another holder.
+	limit := time.Duration(s.cfg.MaxAttempts)*(s.cfg.AttemptTimeout+s.cfg.MaxBackoff) + s.cfg.LeaseTTL
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	c, err := s.refresh(ctx)
 	s.mu.Lock()
 	if c != nil {
@@ -379,7 +385,11 @@ func (s *Source) refresh1(ctx context.Context) (*cached, error) {
 			return nil, err
 		}
 		c, err := s.refreshLeased(ctx, lease)
-		if rerr := s.cfg.Store.Release(ctx, lease); rerr != nil {
+		// Release even when ctx has ended, so waiters need not sit out the TTL.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		rerr := s.cfg.Store.Release(rctx, lease)
+		cancel()
+		if rerr != nil {
 			s.log.Warn("cannot release the refresh lease; it expires by itself", "err", rerr)
 		}
 		return c, err
@@ -467,8 +477,20 @@ func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, erro
 		}
 		recs = append(recs, TokenRecord(acct, KindRefresh, &next))
 	}
-	if err := s.cfg.Store.Put(ctx, lease, recs...); err != nil {
-		return nil, fmt.Errorf("refresh %s: store the new token: %w", acct, err)
+	// The server may have rotated the refresh token already, so a write
+	// failing for a passing reason (a locked or restarting database) is
+	// retried a few times; a lost lease is not (another holder took over).
+	for try := 1; ; try++ {
+		err = s.cfg.Store.Put(ctx, lease, recs...)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrLeaseLost) || try == 3 {
+			return nil, fmt.Errorf("refresh %s: store the new token: %w", acct, err)
+		}
+		if serr := sleep(ctx, time.Duration(try)*200*time.Millisecond); serr != nil {
+			return nil, fmt.Errorf("refresh %s: store the new token: %w", acct, err)
+		}
 	}
 	s.log.Debug("token refreshed", "expiry", access.Expiry)
 	s.notify(Event{Type: EventRefreshed, Expiry: access.Expiry})
