@@ -339,7 +339,7 @@ func TestSend(t *testing.T) {
 		Bcc:         []string{"hidden@example.test"},
 		Subject:     "Report ✓",
 		Body:        strings.NewReader("Hello Bob,\nsee attached.\n.\nA line with a dot.\n"),
-		Attachments: []Attachment{{Name: "data.csv", Data: []byte("a,b\n1,2\n")}, {Name: "blob", Data: []byte("\x89PNG\r\n\x1a\n0000")}},
+		Attachments: []Attachment{{Name: "data.json", Data: []byte(`{"a":1}`)}, {Name: "blob", Data: []byte("\x89PNG\r\n\x1a\n0000")}},
 		Date:        time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC),
 	}
 	rep, err := Send(ctx(t), srv, Options{User: "shared@example.test", Token: tok, Mechanism: "oauthbearer"}, msg)
@@ -400,7 +400,7 @@ func checkMIME(t *testing.T, data string) {
 	}
 	want := []part{
 		{"inline", "text/plain", "", "Hello Bob,\nsee attached.\n.\nA line with a dot.\n"},
-		{"attachment", "text/csv", "data.csv", "a,b\n1,2\n"},
+		{"attachment", "application/json", "data.json", `{"a":1}`},
 		{"attachment", "image/png", "blob", "\x89PNG\r\n\x1a\n0000"},
 	}
 	// text/plain bodies come back with CRLF line ends.
