@@ -82,9 +82,11 @@ var aadsts = map[int]errDef{
 	28000:  {"invalid_scope", 400, "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", ""},
 	28003:  {"invalid_scope", 400, "Provided value for the input parameter scope cannot be empty when requesting an access token using the provided authorization code. Please specify a valid scope.", ""},
 	// Redirect URIs.
-	50011:  {"invalid_request", 400, "The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", ""},
-	500113: {"invalid_request", 400, "No reply address is registered for the application.", ""},
-	500112: {"invalid_grant", 400, "The reply address '%s' does not match the reply address '%s' provided when requesting Authorization code.", ""},
+	50011:   {"invalid_request", 400, "The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", ""},
+	500113:  {"invalid_request", 400, "No reply address is registered for the application.", ""},
+	9002326: {"invalid_request", 400, "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '%s'.", ""},
+	9002327: {"invalid_request", 400, "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.", ""},
+	500112:  {"invalid_grant", 400, "The reply address '%s' does not match the reply address '%s' provided when requesting Authorization code.", ""},
 	// Codes and grants.
 	501481:  {"invalid_grant", 400, "The Code_Verifier does not match the code_challenge supplied in the authorization request.", ""},
 	54005:   {"invalid_grant", 400, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.", ""},
@@ -268,8 +270,3 @@ func htmlEscape(s string) string {
 
 // formatMSTime formats t the way AADSTS texts print dates.
 func formatMSTime(t time.Time) string { return t.UTC().Format("01/02/2006 15:04:05") }
-
-func init() {
-	aadsts[9002326] = errDef{"invalid_request", 400, "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '%s'.", ""}
-	aadsts[9002327] = errDef{"invalid_request", 400, "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.", ""}
-}

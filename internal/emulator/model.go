@@ -11,12 +11,11 @@ import (
 
 // Audience values of an app registration's signInAudience.
 const (
-	AudienceMyOrg         = "AzureADMyOrg"                       // single tenant
-	AudienceMultipleOrgs  = "AzureADMultipleOrgs"                // any work/school tenant
-	AudienceOrgsAndMSA    = "AzureADandPersonalMicrosoftAccount" // work/school + personal
-	AudiencePersonalOnly  = "PersonalMicrosoftAccount"           // personal accounts only
-	ConsumerTenantID      = "9188040d-6c67-4c5b-b112-36a304b66dad"
-	defaultSecretLifetime = 0
+	AudienceMyOrg        = "AzureADMyOrg"                       // single tenant
+	AudienceMultipleOrgs = "AzureADMultipleOrgs"                // any work/school tenant
+	AudienceOrgsAndMSA   = "AzureADandPersonalMicrosoftAccount" // work/school + personal
+	AudiencePersonalOnly = "PersonalMicrosoftAccount"           // personal accounts only
+	ConsumerTenantID     = "9188040d-6c67-4c5b-b112-36a304b66dad"
 )
 
 // Platform is where a redirect URI is registered; it decides whether a code
