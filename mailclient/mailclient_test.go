@@ -286,6 +286,11 @@ func TestCheckPOP3(t *testing.T) {
 			{send: []string{"-ERR Authentication failure: unknown user name or bad password."}},
 		}, []string{"connect", "starttls", "capabilities", "authenticate!"},
 			"-ERR Authentication failure: unknown user name or bad password.", "POP.AccessAsApp"},
+		{"no CAPA: STLS refused by the server", []step{
+			{send: []string{"+OK ready"}, expect: "CAPA"},
+			{send: []string{"-ERR unknown command"}, expect: "STLS"},
+			{send: []string{"-ERR unknown command"}},
+		}, []string{"connect", "starttls!"}, "-ERR unknown command", "does not offer STARTTLS"},
 		{"no STLS: refused", []step{
 			{send: []string{"+OK ready"}, expect: "CAPA"},
 			{send: []string{"+OK", "SASL XOAUTH2", "."}},
@@ -314,6 +319,25 @@ func TestCheckPOP3(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCheckPOP3WithoutCAPA(t *testing.T) {
+	script := []step{
+		{send: []string{"+OK ready"}, expect: "CAPA"},
+		{send: []string{"-ERR unknown command"}, expect: "AUTH XOAUTH2"},
+		{send: []string{"+ "}, expect: xoIR},
+		{send: []string{"+OK welcome"}, expect: "STAT"},
+		{send: []string{"+OK 0 0"}, expect: "QUIT"},
+		{send: []string{"+OK bye"}},
+	}
+	addr, done := scriptServer(t, script, nil)
+	rep, err := CheckPOP3(ctx(t), mustURL(t, "pop3+insecure", addr), Options{User: user, Token: tok})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rep)
+	}
+	if diff := cmp.Diff(expected(script), (<-done).lines); diff != "" {
+		t.Errorf("client lines (-want +got):\n%s", diff)
 	}
 }
 

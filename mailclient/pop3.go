@@ -3,9 +3,11 @@ package mailclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/mail"
+	"strings"
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/pop3"
@@ -32,25 +34,42 @@ func CheckPOP3(ctx context.Context, srv Server, opts Options) (*Report, error) {
 		return rec.rep, rec.fail("greeting", "no usable greeting", err)
 	}
 	defer c.Close()
-	caps, err := c.Capabilities()
-	if err != nil {
-		return rec.rep, rec.fail("capabilities", "CAPA failed", err)
+	caps, capaErr := capa(c)
+	if capaErr != nil {
+		return rec.rep, rec.fail("capabilities", "CAPA failed", capaErr)
 	}
 	if srv.Security == StartTLS {
-		if _, ok := caps["STLS"]; !ok {
+		// Without CAPA (caps nil) we cannot know; try STLS and let the
+		// server refuse it.
+		if _, ok := caps["STLS"]; !ok && caps != nil {
 			return rec.rep, rec.fail("starttls", "not logging in over plain text", errNoStartTLS)
 		}
 		if err := c.StartTLS(tlsConfig(srv, opts)); err != nil {
-			return rec.rep, rec.fail("starttls", "could not start TLS", err)
+			var pe *pop3.Error
+			if errors.As(err, &pe) {
+				err = fmt.Errorf("%w: %w", errNoStartTLS, err)
+			}
+			return rec.rep, rec.fail("starttls", "could not start TLS; not logging in over plain text", err)
 		}
-		rec.ok("starttls", "upgraded to TLS")
+		rec.ok("starttls", tlsDetail(c.Conn().(*tls.Conn)))
 		// RFC 2595 §4: capabilities may change after STLS; ask again.
-		if caps, err = c.Capabilities(); err != nil {
-			return rec.rep, rec.fail("capabilities", "CAPA failed", err)
+		if caps, capaErr = capa(c); capaErr != nil {
+			return rec.rep, rec.fail("capabilities", "CAPA failed", capaErr)
 		}
 	}
 	mechs := caps["SASL"]
-	rec.ok("capabilities", "offers "+mechList(mechs))
+	if caps == nil {
+		// A server without CAPA (RFC 2449 is optional) does not list its
+		// SASL mechanisms: try the one asked for, else XOAUTH2, the one
+		// every OAuth POP3 server we know takes.
+		mechs = []string{sasl.XOAUTH2}
+		if opts.Mechanism != "" {
+			mechs = []string{strings.ToUpper(opts.Mechanism)}
+		}
+		rec.ok("capabilities", "no CAPA; trying "+mechs[0])
+	} else {
+		rec.ok("capabilities", "offers "+mechList(mechs))
+	}
 
 	sc, err := saslClient(srv, opts, mechs, rec)
 	if err != nil {
@@ -77,6 +96,16 @@ func CheckPOP3(ctx context.Context, srv Server, opts Options) (*Report, error) {
 	}
 	c.Quit()
 	return rec.rep, nil
+}
+
+// capa runs CAPA; a -ERR (no CAPA support) gives nil caps and no error.
+func capa(c *pop3.Client) (map[string][]string, error) {
+	caps, err := c.Capabilities()
+	var pe *pop3.Error
+	if errors.As(err, &pe) {
+		return nil, nil
+	}
+	return caps, err
 }
 
 func retrRecent(c *pop3.Client, total, n int) ([]Summary, error) {
