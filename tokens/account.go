@@ -13,7 +13,11 @@ import (
 // ErrReloginRequired matches (errors.Is) every error saying the account's
 // refresh token no longer works (expired, revoked, consent withdrawn,
 // password changed) or was never stored: only an interactive login helps.
-var ErrReloginRequired = errors.New("login required")
+//
+// It is the same value as oauth.ErrReloginRequired, so one errors.Is check
+// (and one CLI exit code) covers a failed login flow and a dead refresh
+// token alike.
+var ErrReloginRequired = oauth.ErrReloginRequired
 
 // ReloginError says which account needs a login, why, and what to run. It
 // matches ErrReloginRequired.

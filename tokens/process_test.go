@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/oauth"
+	"github.com/mailoauth/mailoauth/provider"
 )
 
 // Cross-process tests: the test binary re-executes itself as child
@@ -85,36 +84,16 @@ func childStore() (Store, error) {
 	return Open(context.Background(), os.Getenv("MAILOAUTH_CHILD_STORE"), &Options{Key: key})
 }
 
-// httpRefresher is a minimal RFC 6749 §6 client, enough for the loopback
-// token endpoint of the herd test (the real one is the oauth package's).
-func httpRefresher(endpoint string) Refresher {
-	return RefresherFunc(func(ctx context.Context, rt string, scopes []string) (*oauth.Token, error) {
-		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {strings.Join(scopes, " ")}}
-		req, err := http.NewRequestWithContext(ctx, "POST", endpoint, strings.NewReader(form.Encode()))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		var body struct {
-			AccessToken  string `json:"access_token"`
-			RefreshToken string `json:"refresh_token"`
-			ExpiresIn    int    `json:"expires_in"`
-			Error        string `json:"error"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != 200 {
-			return nil, &fakeError{code: body.Error, status: resp.StatusCode}
-		}
-		return &oauth.Token{AccessToken: body.AccessToken, RefreshToken: body.RefreshToken,
-			Expiry: time.Now().Add(time.Duration(body.ExpiresIn) * time.Second)}, nil
-	})
+// oauthRefresher is this module's real token client (package oauth) for
+// a plain OAuth server at tokenURL.
+func oauthRefresher(tokenURL string, hc *http.Client) Refresher {
+	c := &oauth.Client{
+		HTTP:     hc,
+		Provider: &provider.Provider{Kind: provider.KindOIDC, Endpoints: provider.Endpoints{TokenURL: tokenURL}},
+		ClientID: "mailoauth-test",
+		Logger:   slog.New(slog.DiscardHandler),
+	}
+	return RefresherFunc(c.Refresh)
 }
 
 // herdChild: many goroutines, released together on a line from the
@@ -125,7 +104,7 @@ func herdChild() error {
 		return err
 	}
 	defer s.Close()
-	src, err := NewSource(Config{Store: s, Refresher: httpRefresher(os.Getenv("MAILOAUTH_CHILD_ENDPOINT")),
+	src, err := NewSource(Config{Store: s, Refresher: oauthRefresher(os.Getenv("MAILOAUTH_CHILD_ENDPOINT"), http.DefaultClient),
 		Account: os.Getenv("MAILOAUTH_CHILD_ACCOUNT"), Resource: "imap", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err

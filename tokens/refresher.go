@@ -33,9 +33,11 @@ func (f RefresherFunc) Refresh(ctx context.Context, refreshToken string, scopes 
 	return f(ctx, refreshToken, scopes)
 }
 
-// The engine decides what to do with a failed refresh by asking the error
-// (anywhere in its chain, via errors.As) for these optional methods, so that
-// it needs no import of the package that made the error.
+// The engine decides what to do with a failed refresh from the error: a
+// *oauth.Error (Code, HTTPStatus, RetryAfter, and its errors.Is mapping onto
+// oauth.ErrReloginRequired / ErrConsentRequired), a *oauth2.RetrieveError, or
+// any error in the chain with these optional methods, so that other token
+// clients can take part without importing anything.
 
 // OAuthCoder is implemented by errors carrying the OAuth 2.0 error code of a
 // token-endpoint answer (RFC 6749 §5.2), e.g. "invalid_grant".
@@ -91,6 +93,16 @@ func classify(err error) (class, time.Duration) {
 	}
 	if errors.As(err, &r) {
 		after = r.RetryAfter()
+	}
+	// This module's token client. Its fields, not methods, carry the facts.
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		code, status, after = oe.Code, oe.HTTPStatus, oe.RetryAfter
+	}
+	// The oauth package also maps Microsoft's AADSTS numbers (MFA newly
+	// required, password changed…) onto these states.
+	if errors.Is(err, ErrReloginRequired) || errors.Is(err, oauth.ErrConsentRequired) {
+		return classRelogin, 0
 	}
 	// golang.org/x/oauth2's error, so its token clients work unchanged.
 	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {

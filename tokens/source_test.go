@@ -564,6 +564,13 @@ func TestClassify(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, classTransient, 0},
 		{"x/oauth2 invalid_grant", &oauth2.RetrieveError{ErrorCode: "invalid_grant"}, classRelogin, 0},
 		{"plain", errors.New("boom"), classFatal, 0},
+		{"oauth invalid_grant", &oauth.Error{Code: "invalid_grant", HTTPStatus: 400}, classRelogin, 0},
+		{"oauth MFA newly required", &oauth.Error{Code: "invalid_request", AADSTS: []int{50076}, HTTPStatus: 400}, classRelogin, 0},
+		{"oauth consent_required", &oauth.Error{Code: "invalid_grant", SubError: "consent_required", HTTPStatus: 400}, classRelogin, 0},
+		{"oauth 503", &oauth.Error{HTTPStatus: 503}, classTransient, 0},
+		{"oauth 429", fmt.Errorf("refresh: %w", &oauth.Error{HTTPStatus: 429, RetryAfter: 9 * time.Second}), classThrottled, 9 * time.Second},
+		{"oauth invalid_client", &oauth.Error{Code: "invalid_client", HTTPStatus: 401}, classFatal, 0},
+		{"oauth no refresh token", fmt.Errorf("refresh: no refresh token: %w", oauth.ErrReloginRequired), classRelogin, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
