@@ -156,6 +156,7 @@ type UserUpdate struct {
 	MFARequired *bool   `json:"mfa_required,omitempty"`
 	CABlocked   *bool   `json:"ca_blocked,omitempty"`
 	Disabled    *bool   `json:"disabled,omitempty"`
+	Admin       *bool   `json:"admin,omitempty"`
 	Password    *string `json:"password,omitempty"`
 	Mailbox     *bool   `json:"mailbox,omitempty"`
 	SMTPAuth    *string `json:"smtp_auth,omitempty"` // "", "enabled", "disabled"
@@ -180,6 +181,7 @@ func (e *Emulator) UpdateUser(up UserUpdate) error {
 	setBool(&u.MFARequired, up.MFARequired)
 	setBool(&u.CABlocked, up.CABlocked)
 	setBool(&u.Disabled, up.Disabled)
+	setBool(&u.Admin, up.Admin)
 	setBool(&u.Mailbox, up.Mailbox)
 	if up.Password != nil {
 		u.Password = *up.Password
@@ -226,8 +228,9 @@ func (e *Emulator) UpdateApp(up AppUpdate) error {
 
 // TenantUpdate changes a tenant; nil fields stay as they are.
 type TenantUpdate struct {
-	Tenant   string `json:"tenant"` // id or domain
-	SMTPAuth *bool  `json:"smtp_auth,omitempty"`
+	Tenant              string `json:"tenant"` // id or domain
+	SMTPAuth            *bool  `json:"smtp_auth,omitempty"`
+	UserConsentDisabled *bool  `json:"user_consent_disabled,omitempty"`
 }
 
 // UpdateTenant applies up.
@@ -239,6 +242,7 @@ func (e *Emulator) UpdateTenant(up TenantUpdate) error {
 		return fmt.Errorf("tenant %s: %w", up.Tenant, ErrNotFound)
 	}
 	setBool(&t.SMTPAuth, up.SMTPAuth)
+	setBool(&t.UserConsentDisabled, up.UserConsentDisabled)
 	return nil
 }
 

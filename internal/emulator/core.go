@@ -481,3 +481,17 @@ func (e *Emulator) DenyDeviceCode(userCode string) *Error {
 // device page on the host the client used (Microsoft's
 // https://microsoft.com/devicelogin is not reachable offline).
 func (e *Emulator) DeviceLoginURL(base string) string { return base + "/devicelogin" }
+
+// IsAdmin reports whether u may grant tenant-wide admin consent.
+func (e *Emulator) IsAdmin(u *User) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return u.Admin
+}
+
+// UserConsentDisabled reports whether tenant t lets only admins consent.
+func (e *Emulator) UserConsentDisabled(t *Tenant) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return t.UserConsentDisabled
+}

@@ -36,6 +36,9 @@ type Tenant struct {
 	Domains  []string // verified domains, first is the initial *.onmicrosoft.com one
 	Cloud    *Cloud
 	Consumer bool // the personal-accounts (MSA) tenant
+	// UserConsentDisabled is Entra's "User consent for applications: Do not
+	// allow": only admins may consent (others get the AADSTS90094 page).
+	UserConsentDisabled bool
 	// SMTPAuth is the tenant-wide switch (Set-TransportConfig
 	// -SmtpClientAuthenticationDisabled is its inverse).
 	SMTPAuth bool
@@ -54,6 +57,7 @@ type User struct {
 	MFARequired bool // ROPC gets AADSTS50076
 	CABlocked   bool // any sign-in gets AADSTS53003
 	Disabled    bool // AADSTS50057
+	Admin       bool // may grant tenant-wide admin consent (/adminconsent)
 	Mailbox     bool // has an Exchange Online mailbox
 	// SMTPAuth is the mailbox override: "" follows the tenant, "enabled" or
 	// "disabled" wins over it (Set-CASMailbox -SmtpClientAuthenticationDisabled).

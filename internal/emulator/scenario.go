@@ -52,6 +52,7 @@ type scenarioTenant struct {
 	Domains                   []string       `toml:"domains"`
 	Cloud                     string         `toml:"cloud"`
 	Consumer                  bool           `toml:"consumer"`
+	UserConsentDisabled       bool           `toml:"user_consent_disabled"`
 	SMTPAuth                  *bool          `toml:"smtp_auth"`
 	ExchangeServicePrincipals []string       `toml:"exchange_service_principals"`
 	Users                     []scenarioUser `toml:"users"`
@@ -65,6 +66,7 @@ type scenarioUser struct {
 	MFARequired bool     `toml:"mfa_required"`
 	CABlocked   bool     `toml:"ca_blocked"`
 	Disabled    bool     `toml:"disabled"`
+	Admin       bool     `toml:"admin"`
 	Mailbox     *bool    `toml:"mailbox"`
 	SMTPAuth    string   `toml:"smtp_auth"`
 	FullAccess  []string `toml:"full_access"`
@@ -178,7 +180,7 @@ func (s *Scenario) buildModel(now time.Time) (*Model, error) {
 			return nil, fmt.Errorf("tenant %s: defined twice", st.ID)
 		}
 		t := &Tenant{ID: strings.ToLower(st.ID), Name: st.Name, Domains: st.Domains, Cloud: c, Consumer: st.Consumer,
-			SMTPAuth: st.SMTPAuth == nil || *st.SMTPAuth, ExchangeServicePrincipals: map[string]bool{}}
+			UserConsentDisabled: st.UserConsentDisabled, SMTPAuth: st.SMTPAuth == nil || *st.SMTPAuth, ExchangeServicePrincipals: map[string]bool{}}
 		for _, d := range st.Domains {
 			if m.tenantByDomain(d) != nil {
 				return nil, fmt.Errorf("tenant %s: domain %q is already verified by another tenant", st.ID, d)
@@ -207,7 +209,7 @@ func (s *Scenario) buildModel(now time.Time) (*Model, error) {
 				return nil, fmt.Errorf("user %s: object_id %q is not a GUID", su.UPN, oid)
 			}
 			u := &User{ObjectID: strings.ToLower(oid), UPN: su.UPN, DisplayName: su.Name, Password: su.Password,
-				MFARequired: su.MFARequired, CABlocked: su.CABlocked, Disabled: su.Disabled,
+				MFARequired: su.MFARequired, CABlocked: su.CABlocked, Disabled: su.Disabled, Admin: su.Admin,
 				Mailbox: su.Mailbox == nil || *su.Mailbox, SMTPAuth: su.SMTPAuth, FullAccess: map[string]bool{}, Tenant: t}
 			if u.DisplayName == "" {
 				u.DisplayName = su.UPN
