@@ -128,7 +128,7 @@ func TestIntegrationDovecot(t *testing.T) {
 	// parallel inside one group (the group returns when all are done).
 	t.Run("bad tokens", func(t *testing.T) {
 		for name, tok := range bad {
-			for _, scheme := range []string{"imaps", "pop3s", "smtps"} {
+			for _, scheme := range []string{"imaps", "imap", "pop3s", "pop3", "smtps", "smtp"} {
 				proto := strings.TrimSuffix(scheme, "s")
 				for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 					if name != "expired" && scheme != "imaps" {
