@@ -151,6 +151,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	e.route(mux, "POST /_emulator/signin", "admin", e.handleAdminSignIn)
 	// Admin API.
 	e.adminRoutes(mux)
+	e.e2Routes(mux)
 	return mux
 }
 
