@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -297,5 +299,56 @@ func assertIntrospection(t *testing.T, srv *oidcprovider.Server, token, wantSub 
 	json.NewDecoder(resp.Body).Decode(&ir)
 	if !ir.Active || ir.Sub != wantSub || !strings.Contains(ir.Scope, "mail") {
 		t.Errorf("introspection = %+v, want active, sub %q, scope with mail", ir, wantSub)
+	}
+}
+
+// TestIntegrationChromiumLoopback signs in once in a real headless
+// Chromium: the browser goes through oidc-provider's login and consent
+// pages, is redirected to our loopback listener, and shows its success page.
+func TestIntegrationChromiumLoopback(t *testing.T) {
+	srv, p := startOIDC(t)
+	ctx := t.Context()
+	c := &oauth.Client{HTTP: srv.HTTP, Provider: p, ClientID: oidcprovider.NativeClient}
+	shot := filepath.Join(t.TempDir(), "success.png")
+	if dir := os.Getenv("MAILOAUTH_SCREENSHOT_DIR"); dir != "" {
+		shot = filepath.Join(dir, "loopback-success.png")
+	}
+	type res struct {
+		r   *oidcprovider.ChromiumResult
+		err error
+	}
+	shown := make(chan res, 1)
+	tok, err := c.Login(ctx, oauth.LoginOptions{
+		RedirectURI: oidcprovider.NativeRedirect,
+		Scopes:      []string{"openid", "offline_access", "mail"},
+		Interaction: oauth.Interaction{
+			Timeout: 90 * time.Second,
+			Browser: oauth.BrowserFunc(func(u string) error {
+				go func() {
+					r, err := oidcprovider.ChromiumSignIn(ctx, u, "erin@example.test", shot)
+					shown <- res{r, err}
+				}()
+				return nil
+			}),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-shown
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.r.Status != "Signed in" || !strings.Contains(r.r.Message, "You can close this window") || !strings.HasPrefix(r.r.URL, "http://127.0.0.1:") {
+		t.Errorf("chromium ended on %s with %+v", r.r.URL, r.r)
+	}
+	if r.r.Title != "mailoauth: Signed in" {
+		t.Errorf("title = %q", r.r.Title)
+	}
+	if tok.AccessToken == "" || tok.RefreshToken == "" {
+		t.Errorf("token = %v", tok)
+	}
+	if _, err := os.Stat(shot); err != nil {
+		t.Errorf("no screenshot: %v", err)
 	}
 }

@@ -419,3 +419,40 @@ func (b *Browser) do(ctx context.Context, method, u string, form url.Values) (*P
 func htmlUnescape(s string) string {
 	return strings.NewReplacer("&amp;", "&", "&#x2F;", "/", "&#47;", "/", "&quot;", `"`).Replace(s)
 }
+
+// ChromiumResult is what the real browser showed at the end of a sign-in.
+type ChromiumResult struct {
+	URL     string `json:"url"`
+	Title   string `json:"title"`
+	Status  string `json:"status"`  // text of the page's #status heading
+	Message string `json:"message"` // text of #message
+	Text    string `json:"text"`
+}
+
+// ChromiumSignIn signs in as login at authURL in headless Chromium
+// (browser.js, playwright-core, Debian's /usr/bin/chromium), follows the
+// redirect to the client and saves a screenshot of the last page when
+// screenshot is not empty. It fails when Chromium is not installed: run
+// .ci/setup.d/31-chromium.sh.
+func ChromiumSignIn(ctx context.Context, authURL, login, screenshot string) (*ChromiumResult, error) {
+	bin := os.Getenv("CHROMIUM")
+	if bin == "" {
+		bin = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("chromium is not installed (run bash .ci/setup.d/31-chromium.sh): %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(Dir(), "browser.js"), authURL, login, screenshot)
+	cmd.Dir = Dir()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("chromium sign-in: %w\n%s", err, stderr.String())
+	}
+	var r ChromiumResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("chromium sign-in said %q: %w", out, err)
+	}
+	return &r, nil
+}
