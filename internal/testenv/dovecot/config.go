@@ -107,13 +107,17 @@ service anvil {
 
 var localTemplate = template.Must(template.New("local").Parse(`introspection_mode = local
 local_validation_key_dict = fs:posix:prefix={{.Dir}}/keydict/
-username_attribute = email
+username_attribute = {{.UserAttr}}
 issuers = {{.Issuer}}
 `))
 
 var introspectTemplate = template.Must(template.New("introspect").Parse(`introspection_mode = {{.Mode}}
 introspection_url = {{.URL}}
-username_attribute = email
+{{- if .ClientID}}
+client_id = {{.ClientID}}
+client_secret = {{.ClientSecret}}
+{{- end}}
+username_attribute = {{.UserAttr}}
 active_attribute = active
 active_value = true
 timeout_msecs = 5000
@@ -126,6 +130,7 @@ func (s *Server) writeConfig(opts Options, u runUser) error {
 		"IMAP": s.IMAP, "IMAPS": s.IMAPS, "POP3": s.POP3, "POP3S": s.POP3S,
 		"Submission": s.Submission, "Submissions": s.Submissions, "LMTP": s.LMTP, "Sink": s.Sink,
 		"Issuer": opts.Issuer, "Mode": opts.IntrospectionMode, "URL": opts.IntrospectionURL,
+		"ClientID": opts.IntrospectionClientID, "ClientSecret": opts.IntrospectionClientSecret, "UserAttr": opts.UsernameAttribute,
 	}
 	files := map[string]*template.Template{"dovecot.conf": confTemplate, "oauth2-local.conf.ext": localTemplate, "oauth2-introspect.conf.ext": introspectTemplate}
 	for name, tmpl := range files {

@@ -75,6 +75,13 @@ type Options struct {
 	IntrospectionURL string
 	// IntrospectionMode is post (default), get or auth.
 	IntrospectionMode string
+	// IntrospectionClientID and IntrospectionClientSecret are sent with
+	// each introspection request (client_secret_post), as an OAuth
+	// server such as oidc-provider requires of introspecting clients.
+	IntrospectionClientID, IntrospectionClientSecret string
+	// UsernameAttribute is the claim (JWT or introspection answer) that
+	// must equal the SASL user; default "email".
+	UsernameAttribute string
 	// NoLocalJWT leaves only the introspection passdb.
 	NoLocalJWT bool
 }
@@ -130,6 +137,9 @@ func start(t testing.TB, opts Options) (*Server, error) {
 	}
 	if opts.IntrospectionMode == "" {
 		opts.IntrospectionMode = "post"
+	}
+	if opts.UsernameAttribute == "" {
+		opts.UsernameAttribute = "email"
 	}
 	run, err := runAs()
 	if err != nil {

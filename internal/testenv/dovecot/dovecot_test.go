@@ -59,7 +59,7 @@ func TestIntegrationIntrospection(t *testing.T) {
 	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path+" token="+r.PostForm.Get("token"))
+		seen = append(seen, r.Method+" "+r.URL.Path+" token="+r.PostForm.Get("token")+" client="+r.PostForm.Get("client_id")+":"+r.PostForm.Get("client_secret"))
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if r.PostForm.Get("token") == "opaque-alice-ok" {
@@ -69,7 +69,7 @@ func TestIntegrationIntrospection(t *testing.T) {
 		io.WriteString(w, `{"active":false}`)
 	}))
 	defer stub.Close()
-	s := Start(t, Options{IntrospectionURL: stub.URL + "/introspect"})
+	s := Start(t, Options{IntrospectionURL: stub.URL + "/introspect", IntrospectionClientID: "dovecot", IntrospectionClientSecret: "s3cret"})
 	login := func(tok string) string {
 		c, err := net.Dial("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.IMAP)))
 		if err != nil {
@@ -106,7 +106,7 @@ func TestIntegrationIntrospection(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"POST /introspect token=opaque-alice-ok", "POST /introspect token=opaque-nope"}
+	want := []string{"POST /introspect token=opaque-alice-ok client=dovecot:s3cret", "POST /introspect token=opaque-nope client=dovecot:s3cret"}
 	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
 		t.Errorf("introspection requests = %q, want %q", seen, want)
 	}
