@@ -296,14 +296,21 @@ func (e *Emulator) ChangeConsent(c ConsentChange) error {
 }
 
 // ExchangeChange registers or removes an app's Exchange service principal
-// in a tenant (New-ServicePrincipal), and grants or removes FullAccess on a
-// mailbox (Add-MailboxPermission).
+// in a tenant (New-ServicePrincipal), grants or removes FullAccess on a
+// mailbox for an app (Add-MailboxPermission -User <service principal>) or
+// FullAccess / SendAs for a user (Add-MailboxPermission -User <upn>,
+// Add-RecipientPermission), and switches IMAP/POP per mailbox
+// (Set-CASMailbox -ImapEnabled/-PopEnabled).
 type ExchangeChange struct {
 	Tenant           string `json:"tenant"`
-	ClientID         string `json:"client_id"`
+	ClientID         string `json:"client_id,omitempty"` // grantee: an app's service principal …
+	User             string `json:"user,omitempty"`      // … or a user (delegate)
 	ServicePrincipal *bool  `json:"service_principal,omitempty"`
 	Mailbox          string `json:"mailbox,omitempty"`
 	FullAccess       *bool  `json:"full_access,omitempty"`
+	SendAs           *bool  `json:"send_as,omitempty"` // users only
+	IMAPEnabled      *bool  `json:"imap_enabled,omitempty"`
+	POPEnabled       *bool  `json:"pop_enabled,omitempty"`
 }
 
 // ChangeExchange applies c.
@@ -315,40 +322,78 @@ func (e *Emulator) ChangeExchange(c ExchangeChange) error {
 		return fmt.Errorf("tenant %s: %w", c.Tenant, ErrNotFound)
 	}
 	cid := strings.ToLower(c.ClientID)
-	if c.ServicePrincipal != nil {
+	if c.ServicePrincipal != nil && cid != "" {
 		if *c.ServicePrincipal {
 			t.ExchangeServicePrincipals[cid] = true
 		} else {
 			delete(t.ExchangeServicePrincipals, cid)
 		}
 	}
-	if c.Mailbox != "" && c.FullAccess != nil {
-		u := e.model.userByUPN(c.Mailbox)
-		if u == nil || u.Tenant != t {
-			return fmt.Errorf("mailbox %s: %w", c.Mailbox, ErrNotFound)
+	if c.Mailbox == "" {
+		return nil
+	}
+	u := e.model.userByUPN(c.Mailbox)
+	if u == nil || u.Tenant != t {
+		return fmt.Errorf("mailbox %s: %w", c.Mailbox, ErrNotFound)
+	}
+	setBool(&u.IMAPEnabled, c.IMAPEnabled)
+	setBool(&u.POPEnabled, c.POPEnabled)
+	setPerm := func(m map[string]bool, key string, v *bool) {
+		if v == nil || key == "" {
+			return
 		}
-		if *c.FullAccess {
-			u.FullAccess[cid] = true
+		if *v {
+			m[key] = true
 		} else {
-			delete(u.FullAccess, cid)
+			delete(m, key)
 		}
 	}
+	if c.User != "" {
+		if e.model.userByUPN(c.User) == nil {
+			return fmt.Errorf("user %s: %w", c.User, ErrNotFound)
+		}
+		delegate := strings.ToLower(c.User)
+		setPerm(u.FullAccessUsers, delegate, c.FullAccess)
+		setPerm(u.SendAsUsers, delegate, c.SendAs)
+		return nil
+	}
+	if c.SendAs != nil {
+		return errors.New("send_as is granted to users, not apps")
+	}
+	setPerm(u.FullAccess, cid, c.FullAccess)
 	return nil
 }
 
 // MailboxInfo is what Exchange knows about a mailbox, for the emulator's
-// mail servers (a later issue).
+// mail and Graph servers (internal/emulator/exchange).
 type MailboxInfo struct {
-	UPN        string   `json:"upn"`
-	ObjectID   string   `json:"object_id"`
-	TenantID   string   `json:"tenant_id"`
-	HasMailbox bool     `json:"has_mailbox"`
-	SMTPAuth   bool     `json:"smtp_auth"` // effective: mailbox override, else tenant
-	TenantSMTP bool     `json:"tenant_smtp_auth"`
-	FullAccess []string `json:"full_access"` // client ids with FullAccess
+	UPN         string `json:"upn"`
+	ObjectID    string `json:"object_id"`
+	DisplayName string `json:"display_name"`
+	TenantID    string `json:"tenant_id"`
+	HasMailbox  bool   `json:"has_mailbox"`
+	Shared      bool   `json:"shared"`
+	SMTPAuth    bool   `json:"smtp_auth"` // effective: mailbox override, else tenant
+	TenantSMTP  bool   `json:"tenant_smtp_auth"`
+	// SMTPAuthOverride is the raw mailbox setting: "", "enabled" or
+	// "disabled" (so a server can say "disabled for the Mailbox").
+	SMTPAuthOverride    string   `json:"smtp_auth_override"`
+	IMAPEnabled         bool     `json:"imap_enabled"`
+	POPEnabled          bool     `json:"pop_enabled"`
+	FullAccess          []string `json:"full_access"`           // client ids with FullAccess
+	DelegatesFullAccess []string `json:"delegates_full_access"` // UPNs (lower-case) with FullAccess
+	DelegatesSendAs     []string `json:"delegates_send_as"`     // UPNs (lower-case) with SendAs
 }
 
-// Mailbox returns the mailbox of upn.
+func mailboxInfo(u *User) MailboxInfo {
+	return MailboxInfo{UPN: u.UPN, ObjectID: u.ObjectID, DisplayName: u.DisplayName, TenantID: u.Tenant.ID,
+		HasMailbox: u.Mailbox, Shared: u.Shared, SMTPAuth: u.SMTPAuthEnabled(), TenantSMTP: u.Tenant.SMTPAuth,
+		SMTPAuthOverride: u.SMTPAuth, IMAPEnabled: u.IMAPEnabled, POPEnabled: u.POPEnabled,
+		FullAccess: sortedKeys(u.FullAccess), DelegatesFullAccess: sortedKeys(u.FullAccessUsers),
+		DelegatesSendAs: sortedKeys(u.SendAsUsers)}
+}
+
+// Mailbox returns the mailbox (user or shared) of upn.
 func (e *Emulator) Mailbox(upn string) (MailboxInfo, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -356,8 +401,35 @@ func (e *Emulator) Mailbox(upn string) (MailboxInfo, bool) {
 	if u == nil {
 		return MailboxInfo{}, false
 	}
-	return MailboxInfo{UPN: u.UPN, ObjectID: u.ObjectID, TenantID: u.Tenant.ID, HasMailbox: u.Mailbox,
-		SMTPAuth: u.SMTPAuthEnabled(), TenantSMTP: u.Tenant.SMTPAuth, FullAccess: sortedKeys(u.FullAccess)}, true
+	return mailboxInfo(u), true
+}
+
+// MailboxByID returns the mailbox whose user object id is oid (Graph's
+// /users/{id} accepts either the id or the UPN).
+func (e *Emulator) MailboxByID(oid string) (MailboxInfo, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u := e.model.userByOID(oid)
+	if u == nil {
+		return MailboxInfo{}, false
+	}
+	return mailboxInfo(u), true
+}
+
+// Mailboxes lists every user and shared mailbox that has a mailbox, in
+// scenario order.
+func (e *Emulator) Mailboxes() []MailboxInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []MailboxInfo
+	for _, t := range e.model.Tenants {
+		for _, u := range t.Users {
+			if u.Mailbox {
+				out = append(out, mailboxInfo(u))
+			}
+		}
+	}
+	return out
 }
 
 // ExchangeServicePrincipal reports whether clientID is registered in
@@ -489,6 +561,7 @@ func (e *Emulator) adminRoutes(mux *http.ServeMux) {
 	post("/_emulator/exchange", func() any { return &ExchangeChange{} }, func(v any) (any, error) {
 		return ok, e.ChangeExchange(*v.(*ExchangeChange))
 	})
+	get("/_emulator/mailboxes", func(*http.Request) (any, error) { return e.Mailboxes(), nil })
 	get("/_emulator/mailboxes/{upn}", func(r *http.Request) (any, error) {
 		m, found := e.Mailbox(r.PathValue("upn"))
 		if !found {

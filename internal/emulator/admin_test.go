@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestAdminHTTPAPI(t *testing.T) {
@@ -182,5 +185,43 @@ func TestStartPlainHTTP(t *testing.T) {
 	}
 	if got := srv.Services(); len(got) != 1 || got[0].Name != "identity" || got[0].URL != srv.URL {
 		t.Errorf("Services = %+v", got)
+	}
+}
+
+func TestMailboxes(t *testing.T) {
+	w := newWireEnv(t)
+	m, ok := w.e.Mailbox("SALES@contoso.com")
+	want := MailboxInfo{UPN: "sales@contoso.com", ObjectID: m.ObjectID, DisplayName: "Sales", TenantID: tContoso,
+		HasMailbox: true, Shared: true, SMTPAuth: true, TenantSMTP: true, IMAPEnabled: true,
+		DelegatesFullAccess: []string{"alice@contoso.com"}, DelegatesSendAs: []string{"alice@contoso.com"}}
+	if diff := cmp.Diff(want, m, cmpopts.EquateEmpty()); !ok || diff != "" {
+		t.Errorf("Mailbox (-want +got):\n%s", diff)
+	}
+	if byID, ok := w.e.MailboxByID(m.ObjectID); !ok || byID.UPN != m.UPN {
+		t.Errorf("MailboxByID = %+v, %v", byID, ok)
+	}
+	if got := len(w.e.Mailboxes()); got != 7 {
+		t.Errorf("Mailboxes: %d, want 7", got)
+	}
+	// A shared mailbox cannot sign in.
+	dc := w.post("/contoso.com/oauth2/v2.0/devicecode", form("client_id", appP, "scope", imapScope))
+	var ae *Error
+	if err := w.e.ApproveDeviceCodeAs(dc.str("user_code"), "sales@contoso.com"); !asAAD(err, &ae) || ae.Code != 50057 {
+		t.Errorf("shared mailbox sign-in: %v, want AADSTS50057", err)
+	}
+	// Delegates and switches through the admin API.
+	r := w.postJSON("/_emulator/exchange", map[string]any{"tenant": "contoso.com", "user": "bob@contoso.com", "mailbox": "sales@contoso.com", "full_access": true, "send_as": true, "imap_enabled": false})
+	if r.status != 200 {
+		t.Fatal(r.raw)
+	}
+	m, _ = w.e.Mailbox("sales@contoso.com")
+	if diff := cmp.Diff([]string{"alice@contoso.com", "bob@contoso.com"}, m.DelegatesSendAs); diff != "" || m.IMAPEnabled {
+		t.Errorf("after change: %+v", m)
+	}
+	if r := w.postJSON("/_emulator/exchange", map[string]any{"tenant": "contoso.com", "client_id": appC, "mailbox": "sales@contoso.com", "send_as": true}); r.status != 400 {
+		t.Errorf("send_as for an app: %s", r.raw)
+	}
+	if r := w.get("/_emulator/mailboxes/dave@contoso.com"); r.str("smtp_auth_override") != "disabled" {
+		t.Errorf("override: %s", r.raw)
 	}
 }

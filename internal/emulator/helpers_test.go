@@ -53,7 +53,8 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // wireEnv is an emulator from testdata/wire.toml behind httptest (plain
 // HTTP: the wire tests check the protocol, TLS is tested apart).
 type wireEnv struct {
-	t     testing.TB
+	t     *testing.T // nil when built for a fuzz target
+	tb    testing.TB
 	e     *Emulator
 	clock *clock
 	srv   *httptest.Server
@@ -72,7 +73,8 @@ func newWireEnv(t testing.TB) *wireEnv {
 	}
 	srv := httptest.NewServer(e.Handler())
 	t.Cleanup(srv.Close)
-	return &wireEnv{t: t, e: e, clock: c, srv: srv}
+	tt, _ := t.(*testing.T)
+	return &wireEnv{t: tt, tb: t, e: e, clock: c, srv: srv}
 }
 
 type reply struct {
@@ -95,10 +97,10 @@ func (r reply) code() int {
 }
 
 func (w *wireEnv) do(req *http.Request) reply {
-	w.t.Helper()
+	w.tb.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -109,7 +111,7 @@ func (w *wireEnv) do(req *http.Request) reply {
 
 // post sends a form to path (e.g. "/contoso.com/oauth2/v2.0/token").
 func (w *wireEnv) post(path string, form url.Values, hdr ...string) reply {
-	w.t.Helper()
+	w.tb.Helper()
 	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -123,7 +125,7 @@ func (w *wireEnv) post(path string, form url.Values, hdr ...string) reply {
 }
 
 func (w *wireEnv) get(path string, hdr ...string) reply {
-	w.t.Helper()
+	w.tb.Helper()
 	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+path, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i] == "Host" {
@@ -153,20 +155,20 @@ func (w *wireEnv) ropc(scope string) reply {
 
 // appCert returns the confidential app's certificate and key.
 func (w *wireEnv) appCert() (*x509.Certificate, *rsa.PrivateKey) {
-	w.t.Helper()
+	w.tb.Helper()
 	certPEM, keyPEM, err := w.e.AppCertificate(appC)
 	if err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	return cert, k.(*rsa.PrivateKey)
 }
@@ -186,7 +188,7 @@ type assertionOpts struct {
 }
 
 func (w *wireEnv) assertion(o assertionOpts) string {
-	w.t.Helper()
+	w.tb.Helper()
 	cert, key := w.appCert()
 	if o.key != nil {
 		key = o.key
@@ -232,14 +234,14 @@ func (w *wireEnv) assertion(o assertionOpts) string {
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: o.alg, Key: key}, opts)
 	if err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	claims := map[string]any{"iss": o.iss, "sub": o.sub, "aud": o.aud, "jti": o.jti,
 		"nbf": o.nbf.Unix(), "exp": o.exp.Unix(), "iat": now.Unix()}
 	delete(claims, o.omit)
 	s, err := jwt.Signed(sig).Claims(claims).Serialize()
 	if err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	return s
 }
@@ -250,7 +252,7 @@ func ccgAssertion(a string) url.Values {
 }
 
 func (w *wireEnv) postJSON(path string, v any) reply {
-	w.t.Helper()
+	w.tb.Helper()
 	b, _ := json.Marshal(v)
 	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(string(b)))
 	req.Header.Set("Content-Type", "application/json")

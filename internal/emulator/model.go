@@ -65,6 +65,17 @@ type User struct {
 	// FullAccess lists client ids whose Exchange service principal has
 	// FullAccess on this mailbox (Add-MailboxPermission).
 	FullAccess map[string]bool
+	// FullAccessUsers and SendAsUsers list the UPNs (lower-case) of users
+	// with FullAccess (Add-MailboxPermission -User) or SendAs
+	// (Add-RecipientPermission) on this mailbox.
+	FullAccessUsers map[string]bool
+	SendAsUsers     map[string]bool
+	// Shared marks a shared mailbox: it has no password and cannot sign in
+	// (its account is disabled, as in Exchange Online).
+	Shared bool
+	// IMAPEnabled and POPEnabled are Set-CASMailbox -ImapEnabled/-PopEnabled.
+	IMAPEnabled bool
+	POPEnabled  bool
 	// TokensValidFrom: refresh tokens issued before it are revoked (50173).
 	TokensValidFrom time.Time
 	Tenant          *Tenant
@@ -167,6 +178,10 @@ type Settings struct {
 	DeviceCodeLifetime int    `toml:"device_code_lifetime" json:"device_code_lifetime"` // seconds, default 900
 	DeviceCodeInterval int    `toml:"device_code_interval" json:"device_code_interval"` // seconds, default 5
 	AuthCodeLifetime   int    `toml:"auth_code_lifetime" json:"auth_code_lifetime"`     // seconds, default 600
+	// Mail side (read by internal/emulator/exchange).
+	OAuthBearer     bool `toml:"oauthbearer" json:"oauthbearer"`             // mail servers also offer OAUTHBEARER (Gmail-like)
+	GraphThrottle   bool `toml:"graph_throttle" json:"graph_throttle"`       // Graph answers 429 + Retry-After
+	GraphRetryAfter int  `toml:"graph_retry_after" json:"graph_retry_after"` // seconds, default 60
 }
 
 func (s *Settings) fillDefaults() {
@@ -184,6 +199,9 @@ func (s *Settings) fillDefaults() {
 	}
 	if s.AuthCodeLifetime <= 0 {
 		s.AuthCodeLifetime = 600
+	}
+	if s.GraphRetryAfter <= 0 {
+		s.GraphRetryAfter = 60
 	}
 }
 

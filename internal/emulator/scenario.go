@@ -56,20 +56,25 @@ type scenarioTenant struct {
 	SMTPAuth                  *bool          `toml:"smtp_auth"`
 	ExchangeServicePrincipals []string       `toml:"exchange_service_principals"`
 	Users                     []scenarioUser `toml:"users"`
+	SharedMailboxes           []scenarioUser `toml:"shared_mailboxes"`
 }
 
 type scenarioUser struct {
-	UPN         string   `toml:"upn"`
-	ObjectID    string   `toml:"object_id"`
-	Name        string   `toml:"name"`
-	Password    string   `toml:"password"`
-	MFARequired bool     `toml:"mfa_required"`
-	CABlocked   bool     `toml:"ca_blocked"`
-	Disabled    bool     `toml:"disabled"`
-	Admin       bool     `toml:"admin"`
-	Mailbox     *bool    `toml:"mailbox"`
-	SMTPAuth    string   `toml:"smtp_auth"`
-	FullAccess  []string `toml:"full_access"`
+	UPN             string   `toml:"upn"`
+	ObjectID        string   `toml:"object_id"`
+	Name            string   `toml:"name"`
+	Password        string   `toml:"password"`
+	MFARequired     bool     `toml:"mfa_required"`
+	CABlocked       bool     `toml:"ca_blocked"`
+	Disabled        bool     `toml:"disabled"`
+	Admin           bool     `toml:"admin"`
+	Mailbox         *bool    `toml:"mailbox"`
+	SMTPAuth        string   `toml:"smtp_auth"`
+	FullAccess      []string `toml:"full_access"`
+	FullAccessUsers []string `toml:"full_access_users"`
+	SendAsUsers     []string `toml:"send_as_users"`
+	IMAPEnabled     *bool    `toml:"imap_enabled"`
+	POPEnabled      *bool    `toml:"pop_enabled"`
 }
 
 type scenarioApp struct {
@@ -190,9 +195,14 @@ func (s *Scenario) buildModel(now time.Time) (*Model, error) {
 			t.ExchangeServicePrincipals[strings.ToLower(cid)] = true
 		}
 		m.Tenants = append(m.Tenants, t)
-		for j, su := range st.Users {
+		all := append(append([]scenarioUser(nil), st.Users...), st.SharedMailboxes...)
+		for j, su := range all {
+			shared := j >= len(st.Users)
 			if su.UPN == "" {
 				return nil, fmt.Errorf("tenant %s: users[%d]: upn is required", st.ID, j)
+			}
+			if shared && (su.Password != "" || su.MFARequired || su.Admin) {
+				return nil, fmt.Errorf("shared mailbox %s: shared mailboxes cannot sign in (no password, mfa_required or admin)", su.UPN)
 			}
 			if m.userByUPN(su.UPN) != nil {
 				return nil, fmt.Errorf("user %s: defined twice", su.UPN)
@@ -209,15 +219,37 @@ func (s *Scenario) buildModel(now time.Time) (*Model, error) {
 				return nil, fmt.Errorf("user %s: object_id %q is not a GUID", su.UPN, oid)
 			}
 			u := &User{ObjectID: strings.ToLower(oid), UPN: su.UPN, DisplayName: su.Name, Password: su.Password,
-				MFARequired: su.MFARequired, CABlocked: su.CABlocked, Disabled: su.Disabled, Admin: su.Admin,
-				Mailbox: su.Mailbox == nil || *su.Mailbox, SMTPAuth: su.SMTPAuth, FullAccess: map[string]bool{}, Tenant: t}
+				MFARequired: su.MFARequired, CABlocked: su.CABlocked, Disabled: su.Disabled || shared, Admin: su.Admin,
+				Mailbox: su.Mailbox == nil || *su.Mailbox, SMTPAuth: su.SMTPAuth, FullAccess: map[string]bool{},
+				FullAccessUsers: map[string]bool{}, SendAsUsers: map[string]bool{}, Shared: shared,
+				IMAPEnabled: su.IMAPEnabled == nil || *su.IMAPEnabled, POPEnabled: su.POPEnabled == nil || *su.POPEnabled, Tenant: t}
 			if u.DisplayName == "" {
 				u.DisplayName = su.UPN
 			}
 			for _, cid := range su.FullAccess {
 				u.FullAccess[strings.ToLower(cid)] = true
 			}
+			for _, upn := range su.FullAccessUsers {
+				u.FullAccessUsers[strings.ToLower(upn)] = true
+			}
+			for _, upn := range su.SendAsUsers {
+				u.SendAsUsers[strings.ToLower(upn)] = true
+			}
 			t.Users = append(t.Users, u)
+		}
+	}
+	for _, t := range m.Tenants {
+		for _, u := range t.Users {
+			for upn := range u.FullAccessUsers {
+				if m.userByUPN(upn) == nil {
+					return nil, fmt.Errorf("mailbox %s: full_access_users: unknown user %q", u.UPN, upn)
+				}
+			}
+			for upn := range u.SendAsUsers {
+				if m.userByUPN(upn) == nil {
+					return nil, fmt.Errorf("mailbox %s: send_as_users: unknown user %q", u.UPN, upn)
+				}
+			}
 		}
 	}
 	for i, sa := range s.Apps {
