@@ -51,6 +51,16 @@ type DevicePrompt struct {
 	Message string
 }
 
+// QRText is what a QR code of the prompt should hold: the URI with the
+// code in it when the server offers one (the phone then needs no typing),
+// else the plain verification URI.
+func (p DevicePrompt) QRText() string {
+	if p.VerificationURIComplete != "" {
+		return p.VerificationURIComplete
+	}
+	return p.VerificationURI
+}
+
 // Prompt returns the DevicePrompt for d.
 func (d *DeviceAuth) Prompt() DevicePrompt {
 	msg := d.Message

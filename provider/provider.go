@@ -129,3 +129,28 @@ func (p *Provider) describe() string {
 	}
 	return string(p.Kind) + " provider"
 }
+
+// MailServers are the mail hosts of a provider, as host:port.
+type MailServers struct {
+	IMAP string // implicit TLS
+	POP  string // implicit TLS
+	SMTP string // submission with STARTTLS
+}
+
+// MailServers returns where the provider's mailboxes are reached, or the
+// zero value for a generic server (its mail hosts are configured per
+// account). Personal Microsoft accounts (tenant consumers) submit mail to
+// smtp-mail.outlook.com (reference §5.1).
+func (p *Provider) MailServers() MailServers {
+	switch p.Kind {
+	case KindMicrosoft:
+		smtp := p.Cloud.SMTPHost
+		if p.Cloud.Name == "global" && (p.Tenant == TenantConsumers || p.Tenant == ConsumersTenantID) {
+			smtp = "smtp-mail.outlook.com"
+		}
+		return MailServers{IMAP: p.Cloud.IMAPHost + ":993", POP: p.Cloud.POPHost + ":995", SMTP: smtp + ":587"}
+	case KindGoogle:
+		return MailServers{IMAP: "imap.gmail.com:993", POP: "pop.gmail.com:995", SMTP: "smtp.gmail.com:587"}
+	}
+	return MailServers{}
+}

@@ -243,3 +243,27 @@ func FuzzParseMetadata(f *testing.F) {
 		_ = FromMetadata(m)
 	})
 }
+
+func TestMailServers(t *testing.T) {
+	global, _ := Microsoft(MicrosoftOptions{Tenant: "contoso.com"})
+	consumers, _ := Microsoft(MicrosoftOptions{Tenant: "consumers"})
+	china, _ := Microsoft(MicrosoftOptions{Tenant: "contoso.partner.onmschina.cn", Cloud: "china"})
+	tests := []struct {
+		name string
+		p    *Provider
+		want MailServers
+	}{
+		{"global", global, MailServers{IMAP: "outlook.office365.com:993", POP: "outlook.office365.com:995", SMTP: "smtp.office365.com:587"}},
+		{"consumers", consumers, MailServers{IMAP: "outlook.office365.com:993", POP: "outlook.office365.com:995", SMTP: "smtp-mail.outlook.com:587"}},
+		{"china", china, MailServers{IMAP: "partner.outlook.cn:993", POP: "partner.outlook.cn:995", SMTP: "smtp.partner.outlook.cn:587"}},
+		{"google", Google(), MailServers{IMAP: "imap.gmail.com:993", POP: "pop.gmail.com:995", SMTP: "smtp.gmail.com:587"}},
+		{"oidc", &Provider{Kind: KindOIDC}, MailServers{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, tt.p.MailServers()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -154,6 +155,47 @@ func FuzzParseRedirectURI(f *testing.F) {
 		}
 		if !strings.HasPrefix(tg.Addr, "127.0.0.1:") || !strings.HasPrefix(tg.Path, "/") {
 			t.Fatalf("accepted %q as %+v", s, tg)
+		}
+	})
+}
+
+// FuzzServe feeds arbitrary callback requests to the redirect handler: it
+// must never panic, never echo markup from the query into the page, and
+// only report a result for requests on the redirect path.
+func FuzzServe(f *testing.F) {
+	f.Add("GET", "/cb", "code=abc&state=s")
+	f.Add("GET", "/cb", "error=%3Cscript%3E&error_description=x")
+	f.Add("POST", "/cb", "code=%zz")
+	f.Add("GET", "/other", "code=1")
+	f.Fuzz(func(t *testing.T, method, path, rawQuery string) {
+		if method != "GET" && method != "POST" {
+			method = "GET"
+		}
+		s := &Server{path: "/cb", done: make(chan result, 1), handler: func(q url.Values) error {
+			if q.Get("code") == "" && q.Get("error") == "" {
+				return ErrNotCallback
+			}
+			if e := q.Get("error"); e != "" {
+				return errors.New("refused: " + e)
+			}
+			return nil
+		}}
+		u := &url.URL{Path: path, RawQuery: rawQuery}
+		req := httptest.NewRequest(method, "http://127.0.0.1/", nil)
+		req.URL = u
+		req.RequestURI = u.RequestURI()
+		w := httptest.NewRecorder()
+		s.serve(w, req)
+		body := w.Body.String()
+		if strings.Contains(body, "<script") {
+			t.Fatalf("markup echoed: %s", body)
+		}
+		select {
+		case <-s.done:
+			if u.EscapedPath() != "/cb" {
+				t.Fatalf("result for path %q", u.EscapedPath())
+			}
+		default:
 		}
 	})
 }
