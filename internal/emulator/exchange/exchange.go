@@ -212,7 +212,7 @@ func StartWith(e *emulator.Emulator, tlsConfig *tls.Config, opts Options) (*Serv
 	ss.EnableBINARYMIME = true
 	ss.ErrorLog = slogPrintf{s.log}
 	s.smtpSrv = ss
-	sln := rewriteListener{Listener: ln, rewriter: s.smtpRewriter}
+	sln := &rewriteListener{Listener: ln, rewriter: s.smtpRewriter}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); _ = ss.Serve(sln) }()
 	// Graph.
@@ -233,7 +233,7 @@ func (s *Server) serveIMAP(ln net.Listener) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_ = s.imapSrv.Serve(rewriteListener{Listener: ln, rewriter: s.imapRewriter})
+		_ = s.imapSrv.Serve(&rewriteListener{Listener: ln, rewriter: s.imapRewriter})
 	}()
 }
 

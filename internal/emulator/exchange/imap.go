@@ -153,7 +153,7 @@ type rewriteListener struct {
 	rewriter func() func([]byte) ([]byte, bool)
 }
 
-func (l rewriteListener) Accept() (net.Conn, error) {
+func (l *rewriteListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
