@@ -22,6 +22,13 @@
 //   - JWT access tokens (RFC 9068): send resource=urn:mailoauth:mail-jwt in
 //     the token requests; verify with the keys at JWKSURL(), aud
 //     urn:mailoauth:mail-jwt, iss Issuer.
+//
+// Relaxed for loopback testing (details in server.js): an http issuer,
+// oidc-provider's development login and consent pages (any login, any
+// password), native clients so loopback redirects match on any port, state
+// in memory. mailoauth's own client sends prompt=consent with
+// offline_access to discovered servers, as OIDC Core §11 requires and
+// oidc-provider enforces.
 package oidcprovider
 
 import (

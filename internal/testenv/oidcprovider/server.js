@@ -9,18 +9,21 @@
 // never leaves it behind).
 //
 // What is relaxed compared with a production deployment (all on purpose,
-// all harmless on loopback):
-// - the issuer is http://127.0.0.1:PORT, not https (oidc-provider permits it;
-//   cookies are then not "secure");
+// all harmless on loopback), and what is stricter:
+// - the issuer is http://127.0.0.1:PORT, not https (oidc-provider permits it
+//   outside production; cookies are then not "secure");
 // - devInteractions are on: the login form accepts any login and password,
 //   and the consent page grants whatever was asked. Tests drive both over
-//   HTTP with a cookie jar;
-// - refresh tokens rotate on every use (rotateRefreshToken: true), as
-//   Microsoft does, so rotation is observable;
-// - offline_access is granted without prompt=consent for the device flow
-//   (OIDC Core §11 asks prompt=consent for the authorization endpoint only;
-//   mailoauth sends it there);
-// - signing keys are generated at start and kept in memory only.
+//   HTTP with a cookie jar (or in Chromium, browser.js);
+// - every client with a redirect is application_type "native", so its
+//   http://127.0.0.1/callback matches on any port (RFC 8252 §7.3), the way
+//   Microsoft treats localhost redirects;
+// - the in-memory adapter and keys generated at start: nothing persists;
+// - refresh tokens rotate on every use (rotateRefreshToken: true, like
+//   Microsoft), so rotation is observable; the spent one is then refused;
+// - stricter: PKCE is required for every client, not only public ones;
+// - oidc-provider 9 warns "Unsupported runtime" on node 20 (it wants 22+);
+//   every flow used here passes on node 20.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
