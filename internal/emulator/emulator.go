@@ -106,6 +106,9 @@ func (e *Emulator) Handler() http.Handler { return e.mux }
 func (e *Emulator) route(mux *http.ServeMux, pattern, name string, h http.HandlerFunc) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		e.count(name)
+		if id := r.Header.Get("client-request-id"); isGUID(id) {
+			w.Header().Set("client-request-id", id) // echoed, as Microsoft does
+		}
 		e.logger.Debug("emulator request", "method", r.Method, "path", r.URL.Path, "host", r.Host) // no query: it can carry codes
 		defer func() {
 			if p := recover(); p != nil {

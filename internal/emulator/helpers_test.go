@@ -97,10 +97,10 @@ func (r reply) code() int {
 }
 
 func (w *wireEnv) do(req *http.Request) reply {
-	w.tb.Helper()
+	w.h().Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.tb.Fatal(err)
+		w.h().Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -111,7 +111,7 @@ func (w *wireEnv) do(req *http.Request) reply {
 
 // post sends a form to path (e.g. "/contoso.com/oauth2/v2.0/token").
 func (w *wireEnv) post(path string, form url.Values, hdr ...string) reply {
-	w.tb.Helper()
+	w.h().Helper()
 	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -125,7 +125,7 @@ func (w *wireEnv) post(path string, form url.Values, hdr ...string) reply {
 }
 
 func (w *wireEnv) get(path string, hdr ...string) reply {
-	w.tb.Helper()
+	w.h().Helper()
 	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+path, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i] == "Host" {
@@ -155,20 +155,20 @@ func (w *wireEnv) ropc(scope string) reply {
 
 // appCert returns the confidential app's certificate and key.
 func (w *wireEnv) appCert() (*x509.Certificate, *rsa.PrivateKey) {
-	w.tb.Helper()
+	w.h().Helper()
 	certPEM, keyPEM, err := w.e.AppCertificate(appC)
 	if err != nil {
-		w.tb.Fatal(err)
+		w.h().Fatal(err)
 	}
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		w.tb.Fatal(err)
+		w.h().Fatal(err)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
-		w.tb.Fatal(err)
+		w.h().Fatal(err)
 	}
 	return cert, k.(*rsa.PrivateKey)
 }
@@ -188,7 +188,7 @@ type assertionOpts struct {
 }
 
 func (w *wireEnv) assertion(o assertionOpts) string {
-	w.tb.Helper()
+	w.h().Helper()
 	cert, key := w.appCert()
 	if o.key != nil {
 		key = o.key
@@ -234,14 +234,14 @@ func (w *wireEnv) assertion(o assertionOpts) string {
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: o.alg, Key: key}, opts)
 	if err != nil {
-		w.tb.Fatal(err)
+		w.h().Fatal(err)
 	}
 	claims := map[string]any{"iss": o.iss, "sub": o.sub, "aud": o.aud, "jti": o.jti,
 		"nbf": o.nbf.Unix(), "exp": o.exp.Unix(), "iat": now.Unix()}
 	delete(claims, o.omit)
 	s, err := jwt.Signed(sig).Claims(claims).Serialize()
 	if err != nil {
-		w.tb.Fatal(err)
+		w.h().Fatal(err)
 	}
 	return s
 }
@@ -252,9 +252,18 @@ func ccgAssertion(a string) url.Values {
 }
 
 func (w *wireEnv) postJSON(path string, v any) reply {
-	w.tb.Helper()
+	w.h().Helper()
 	b, _ := json.Marshal(v)
 	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(string(b)))
 	req.Header.Set("Content-Type", "application/json")
 	return w.do(req)
+}
+
+// h returns the test or fuzz target the env reports to (tests of other
+// files may build a wireEnv with only t set).
+func (w *wireEnv) h() testing.TB {
+	if w.tb != nil {
+		return w.tb
+	}
+	return w.t
 }

@@ -428,7 +428,7 @@ func (e *Emulator) grantDeviceCode(tr *tokenRequest) (map[string]any, *Error) {
 	if dc == nil || dc.App != tr.app {
 		return nil, aad(70018)
 	}
-	if err := e.authenticateClient(tr, tr.app.AllowPublicClient); err != nil {
+	if err := e.authenticateClient(tr, e.publicClientFlows(tr.app)); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
@@ -456,7 +456,7 @@ func (e *Emulator) grantDeviceCode(tr *tokenRequest) (map[string]any, *Error) {
 	e.mu.Unlock()
 	res := firstResource(dc.Scopes)
 	return e.issue(issueReq{tenant: userTenant(u), app: tr.app, user: u, res: res, oidc: dc.Scopes,
-		clientInfo: tr.get("client_info") == "1", public: tr.app.AllowPublicClient, base: e.BaseURL(tr.r)})
+		clientInfo: tr.get("client_info") == "1", public: e.publicClientFlows(tr.app), base: e.BaseURL(tr.r)})
 }
 
 func (e *Emulator) dropDeviceCodeLocked(dc *DeviceCode) {
@@ -508,7 +508,7 @@ func (e *Emulator) grantPassword(tr *tokenRequest) (map[string]any, *Error) {
 	if password == "" {
 		return nil, aad(900144, "password")
 	}
-	if err := e.authenticateClient(tr, tr.app.AllowPublicClient); err != nil {
+	if err := e.authenticateClient(tr, e.publicClientFlows(tr.app)); err != nil {
 		return nil, err
 	}
 	raw := tr.get("scope")
@@ -538,5 +538,13 @@ func (e *Emulator) grantPassword(tr *tokenRequest) (map[string]any, *Error) {
 		return nil, aad(65001, tr.app.ClientID, tr.app.Name)
 	}
 	return e.issue(issueReq{tenant: t, app: tr.app, user: u, res: res, oidc: s,
-		clientInfo: tr.get("client_info") == "1", public: tr.app.AllowPublicClient, base: e.BaseURL(tr.r)})
+		clientInfo: tr.get("client_info") == "1", public: e.publicClientFlows(tr.app), base: e.BaseURL(tr.r)})
+}
+
+// publicClientFlows reads the app's "Allow public client flows" switch
+// under the lock (the admin API flips it at run time).
+func (e *Emulator) publicClientFlows(a *App) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return a.AllowPublicClient
 }
