@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -86,7 +87,8 @@ func Start(opts ServerOptions) (*Server, error) {
 	s.URL = scheme + "://" + ln.Addr().String()
 	s.services = []Service{{Name: "identity", URL: s.URL}}
 	s.srv = &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: nil}
+		// TLS handshake failures (a client without the CA) are routine here.
+		ErrorLog: slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
