@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strings"
 )
 
@@ -379,29 +378,8 @@ func (e *Emulator) tenantLabel(ref TenantRef) string {
 }
 
 // isTenantAdmin reports whether u may grant admin consent for its tenant.
-// The core model marks admins with a bool field Admin on User (requested
-// from the core's owner); until that field exists no user is an admin. It
-// is read by name so this file needs no change when the field arrives.
-func (e *Emulator) isTenantAdmin(u *User) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return boolField(u, "Admin")
-}
+func (e *Emulator) isTenantAdmin(u *User) bool { return e.IsAdmin(u) }
 
 // userConsentDisabled reports whether t's users may not consent to apps
-// themselves (Entra "User consent for applications: Do not allow"); read
-// like isTenantAdmin, from a bool field UserConsentDisabled on Tenant.
-func (e *Emulator) userConsentDisabled(t *Tenant) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return boolField(t, "UserConsentDisabled")
-}
-
-func boolField(ptr any, name string) bool {
-	v := reflect.ValueOf(ptr)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return false
-	}
-	f := v.Elem().FieldByName(name)
-	return f.IsValid() && f.Kind() == reflect.Bool && f.Bool()
-}
+// themselves (Entra "User consent for applications: Do not allow").
+func (e *Emulator) userConsentDisabled(t *Tenant) bool { return e.UserConsentDisabled(t) }
