@@ -46,19 +46,28 @@ var (
 // scrubbed of the request's secrets before they are stored, in case a server
 // echoes them.
 type Error struct {
-	Code          string        // OAuth "error", e.g. invalid_grant; "" when the body was not an OAuth error
-	AADSTS        []int         // Microsoft error_codes (or the AADSTS number in the description)
-	Description   string        // error_description without Microsoft's Trace/Correlation/Timestamp lines
-	CorrelationID string        // Microsoft correlation_id: quote it to Microsoft support
-	TraceID       string        // Microsoft trace_id
-	Timestamp     string        // Microsoft timestamp, as sent ("2016-01-09 02:02:12Z")
-	SubError      string        // Microsoft suberror, e.g. consent_required, basic_action
-	URI           string        // error_uri
-	Claims        string        // Microsoft claims challenge, to send back as the claims parameter
-	HTTPStatus    int           // 0 for errors from a redirect
-	RetryAfter    time.Duration // from a Retry-After header, when given
-	Hint          string        // what to do, in plain words, when known
-	Endpoint      string        // "token", "device authorization", "authorization", "admin consent"
+	Code          string        `json:"error,omitempty"`             // OAuth "error", e.g. invalid_grant; "" when the body was not an OAuth error
+	AADSTS        []int         `json:"aadsts,omitempty"`            // Microsoft error_codes (or the AADSTS number in the description)
+	Description   string        `json:"error_description,omitempty"` // without Microsoft's Trace/Correlation/Timestamp lines
+	CorrelationID string        `json:"correlation_id,omitempty"`    // Microsoft correlation_id: quote it to Microsoft support
+	TraceID       string        `json:"trace_id,omitempty"`          // Microsoft trace_id
+	Timestamp     string        `json:"timestamp,omitempty"`         // Microsoft timestamp, as sent ("2016-01-09 02:02:12Z")
+	SubError      string        `json:"suberror,omitempty"`          // Microsoft suberror, e.g. consent_required, basic_action
+	URI           string        `json:"error_uri,omitempty"`         // error_uri
+	Claims        string        `json:"claims,omitempty"`            // Microsoft claims challenge, to send back as the claims parameter
+	HTTPStatus    int           `json:"http_status,omitempty"`       // 0 for errors from a redirect
+	RetryAfter    time.Duration `json:"-"`                           // from a Retry-After header; in JSON as retry_after_seconds
+	Hint          string        `json:"hint,omitempty"`              // what to do, in plain words, when known
+	Endpoint      string        `json:"endpoint,omitempty"`          // "token", "device authorization", "authorization", "admin consent"
+}
+
+// MarshalJSON gives every field, for the CLI's --json output.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	type plain Error
+	return json.Marshal(struct {
+		*plain
+		RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+	}{(*plain)(e), int(e.RetryAfter / time.Second)})
 }
 
 // FirstAADSTS returns the first AADSTS number, or 0.

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -203,4 +204,16 @@ func FuzzDecodeErrorResponse(f *testing.F) {
 			t.Fatalf("excerpt too long: %d", len(e.Description))
 		}
 	})
+}
+
+func TestErrorJSON(t *testing.T) {
+	e := &Error{Code: "invalid_client", AADSTS: []int{7000215}, CorrelationID: "c", HTTPStatus: 401, RetryAfter: 30 * time.Second, Hint: "h", Endpoint: "token"}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"error":"invalid_client","aadsts":[7000215],"correlation_id":"c","http_status":401,"hint":"h","endpoint":"token","retry_after_seconds":30}`
+	if diff := cmp.Diff(want, string(b)); diff != "" {
+		t.Errorf("JSON (-want +got):\n%s", diff)
+	}
 }

@@ -175,18 +175,21 @@ func (c *Client) interact(ctx context.Context, it Interaction, redirectURI, endp
 	if it.Paste != nil {
 		go readPasted(ctx, it, judge, results)
 	}
+	var r pasteResult
 	select {
-	case r := <-results:
-		if r.err != nil {
-			return nil, r.err
-		}
-		return r.q, nil
+	case r = <-results:
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	}
+	if r.err == nil && r.q != nil {
+		return r.q, nil
+	}
+	if err := ctx.Err(); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("no %s response within %s: %w", endpoint, timeout, ErrExpired)
 		}
-		return nil, ctx.Err()
+		return nil, err
 	}
+	return nil, r.err
 }
 
 type pasteResult struct {
