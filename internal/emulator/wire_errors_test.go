@@ -114,6 +114,25 @@ func TestTokenErrors(t *testing.T) {
 			req.SetBasicAuth(appC, "wrong")
 			return w.do(req)
 		}, want{401, "invalid_client", 7000215, ""}},
+		{"90023 client id in Basic differs from the body", func(w *wireEnv) reply {
+			req, _ := http.NewRequest("POST", w.srv.URL+tokenPath("contoso.com"),
+				strings.NewReader(form("grant_type", "client_credentials", "client_id", appP, "scope", appOnly).Encode()))
+			req.Header.Set("Content-Type", formContentType)
+			req.SetBasicAuth(appC, secretC)
+			return w.do(req)
+		}, want{400, "invalid_request", 90023, ""}},
+		{"90023 secret in Basic and in the body", func(w *wireEnv) reply {
+			req, _ := http.NewRequest("POST", w.srv.URL+tokenPath("contoso.com"),
+				strings.NewReader(form("grant_type", "client_credentials", "scope", appOnly, "client_secret", secretC).Encode()))
+			req.Header.Set("Content-Type", formContentType)
+			req.SetBasicAuth(appC, secretC)
+			return w.do(req)
+		}, want{400, "invalid_request", 90023, ""}},
+		{"90023 secret and assertion together", func(w *wireEnv) reply {
+			f := ccgAssertion(w.assertion(assertionOpts{}))
+			f.Set("client_secret", secretC)
+			return w.post(tokenPath("contoso.com"), f)
+		}, want{400, "invalid_request", 90023, ""}},
 		{"7000222 expired secret", func(w *wireEnv) reply {
 			return ccg(w, "contoso.com", "scope", appOnly, "client_secret", "old-secret")
 		}, want{401, "invalid_client", 7000222, ""}},

@@ -398,3 +398,15 @@ func TestDiscoveryAndKeys(t *testing.T) {
 		}
 	})
 }
+
+func TestCorrelationIDEcho(t *testing.T) {
+	w := newWireEnv(t)
+	id := "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	r := w.post(tokenPath("contoso.com"), form("grant_type", "implicit", "client_id", appP), "client-request-id", id)
+	if r.str("correlation_id") != id || r.header.Get("client-request-id") != id {
+		t.Errorf("correlation_id %q, header %q, want %s", r.str("correlation_id"), r.header.Get("client-request-id"), id)
+	}
+	if r := w.post(tokenPath("contoso.com"), form("grant_type", "implicit", "client_id", appP), "client-request-id", "not-a-guid"); !isGUID(r.str("correlation_id")) || r.str("correlation_id") == "not-a-guid" {
+		t.Errorf("bad client-request-id echoed: %s", r.raw)
+	}
+}
