@@ -54,6 +54,20 @@ const (
 	SecretBasic                     // client_secret_basic
 )
 
+// ParseSecretStyle maps a token_endpoint_auth_method name (RFC 7591 §2),
+// as an account configures it, to a SecretStyle; "" means SecretAuto.
+func ParseSecretStyle(method string) (SecretStyle, error) {
+	switch method {
+	case "":
+		return SecretAuto, nil
+	case "client_secret_post":
+		return SecretInBody, nil
+	case "client_secret_basic":
+		return SecretBasic, nil
+	}
+	return SecretAuto, fmt.Errorf("unknown client secret method %q: use client_secret_basic or client_secret_post", method)
+}
+
 // ClientSecret authenticates with a shared secret.
 //
 // With SecretAuto the secret goes in an HTTP Basic header when the server's

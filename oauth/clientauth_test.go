@@ -229,3 +229,14 @@ func rawHeader(t *testing.T, compact string) map[string]any {
 	}
 	return m
 }
+
+func TestParseSecretStyle(t *testing.T) {
+	for in, want := range map[string]SecretStyle{"": SecretAuto, "client_secret_post": SecretInBody, "client_secret_basic": SecretBasic} {
+		if got, err := ParseSecretStyle(in); err != nil || got != want {
+			t.Errorf("ParseSecretStyle(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseSecretStyle("private_key_jwt"); err == nil {
+		t.Error("private_key_jwt accepted as a secret style")
+	}
+}

@@ -165,8 +165,10 @@ func (c *Client) DevicePoll(ctx context.Context, d *DeviceAuth) (*Token, error) 
 		interval = defaultDeviceInterval
 	}
 	transient := 0
+	var extra time.Duration // a server's Retry-After, once
 	for {
-		wait := interval
+		wait := interval + extra
+		extra = 0
 		if !d.Expiry.IsZero() {
 			left := d.Expiry.Sub(c.now())
 			if left <= 0 {
@@ -191,6 +193,12 @@ func (c *Client) DevicePoll(ctx context.Context, d *DeviceAuth) (*Token, error) 
 			interval += slowDownStep
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("device sign-in: %w", ctx.Err())
+		case errors.As(err, &oe) && oe.HTTPStatus == http.StatusTooManyRequests:
+			transient++
+			if transient > maxTransientFailures {
+				return nil, fmt.Errorf("device sign-in: %w", err)
+			}
+			extra = oe.RetryAfter
 		case isTransient(err):
 			transient++
 			if transient > maxTransientFailures {

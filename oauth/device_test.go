@@ -83,10 +83,20 @@ func TestDeviceFlow(t *testing.T) {
 			[]time.Duration{5 * time.Second, 10 * time.Second}, ErrAccessDenied, "authorization_declined"},
 		{"access denied", provider.KindGoogle, map[string]any{"device_code": "d", "user_code": "ABC-DEF", "verification_url": "https://www.google.com/device", "expires_in": 1800, "interval": 5},
 			[]func(http.ResponseWriter){failWith("access_denied")}, []time.Duration{5 * time.Second}, ErrAccessDenied, "access_denied"},
+		{"too many server errors", provider.KindMicrosoft, msDevice, []func(http.ResponseWriter){
+			func(w http.ResponseWriter) { w.WriteHeader(500) }, func(w http.ResponseWriter) { w.WriteHeader(500) },
+			func(w http.ResponseWriter) { w.WriteHeader(500) }, func(w http.ResponseWriter) { w.WriteHeader(500) }},
+			[]time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 20 * time.Second}, nil, "HTTP 500: empty response"},
 		{"expired_token", provider.KindMicrosoft, msDevice, []func(http.ResponseWriter){failWith("expired_token")},
 			[]time.Duration{5 * time.Second}, ErrExpired, "expired_token"},
 		{"deadline passes", provider.KindMicrosoft, map[string]any{"device_code": "d", "user_code": "U", "verification_uri": "https://microsoft.com/devicelogin", "expires_in": 12, "interval": 5},
 			nil, []time.Duration{5 * time.Second, 10 * time.Second, 12 * time.Second /* a last chance at the deadline */}, ErrExpired, "expired before sign-in completed"},
+		{"429 waits Retry-After on top of the interval", provider.KindMicrosoft, msDevice, []func(http.ResponseWriter){
+			func(w http.ResponseWriter) {
+				w.Header().Set("Retry-After", "20")
+				writeJSON(w, 429, map[string]any{"error": "temporarily_unavailable"})
+			}, granted},
+			[]time.Duration{5 * time.Second, 30 * time.Second}, nil, ""},
 		{"server errors are retried a few times", provider.KindMicrosoft, msDevice, []func(http.ResponseWriter){
 			func(w http.ResponseWriter) { w.WriteHeader(503) }, func(w http.ResponseWriter) { w.WriteHeader(502) }, granted},
 			[]time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second}, nil, ""},
@@ -110,8 +120,8 @@ func TestDeviceFlow(t *testing.T) {
 				}
 				var prompt DevicePrompt
 				tok, err := c.DeviceFlow(t.Context(), scopes, func(p DevicePrompt) { prompt = p })
-				if tt.wantErr != nil {
-					if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantErrStr) {
+				if tt.wantErr != nil || tt.wantErrStr != "" {
+					if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.wantErrStr) {
 						t.Fatalf("err = %v, want %v containing %q", err, tt.wantErr, tt.wantErrStr)
 					}
 				} else if err != nil {

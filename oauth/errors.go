@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,6 +169,11 @@ func decodeError(endpoint string, status int, contentType string, body []byte, s
 	e := &Error{Endpoint: endpoint, HTTPStatus: status}
 	var eb errorBody
 	mt, _, _ := mime.ParseMediaType(contentType)
+	if len(bytes.TrimSpace(body)) == 0 {
+		e.Description = "empty response"
+		e.Hint = hintForStatus(status)
+		return e
+	}
 	if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
 		kind := mt
 		if kind == "" {
