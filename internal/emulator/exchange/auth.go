@@ -243,7 +243,7 @@ func (m *saslServer) Next(resp []byte) ([]byte, bool, error) {
 	}
 	if resp == nil && !m.started {
 		m.started = true
-		return []byte{}, false, nil // two-step: empty challenge ("+ " / "334 ")
+		return nil, false, nil // two-step: empty challenge ("+ " / "334 ")
 	}
 	m.started = true
 	var user, token string

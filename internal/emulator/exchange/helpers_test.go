@@ -232,3 +232,16 @@ func (l *line) readUntilPrefix(prefix string) string {
 func emulatorUserSMTP(upn, v string) emulator.UserUpdate {
 	return emulator.UserUpdate{User: upn, SMTPAuth: &v}
 }
+
+// reply reads one SMTP reply (all its continuation lines).
+func (l *line) reply() []string {
+	l.t.Helper()
+	var out []string
+	for {
+		s := l.read()
+		out = append(out, s)
+		if len(s) < 4 || s[3] != '-' {
+			return out
+		}
+	}
+}
