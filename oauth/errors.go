@@ -285,6 +285,11 @@ func redact(s string, secrets []string) string {
 // excerpt is a short, printable, secret-free start of a body. HTML tags are
 // dropped so a proxy's error page reads as its text.
 func excerpt(body []byte, secrets []string) string {
+	if tokenFieldRE.Match(body) {
+		// A form-encoded or otherwise odd success body may hold a token:
+		// say nothing of its content.
+		return "[body withheld: it names a token field]"
+	}
 	s := string(body)
 	if len(s) > 4096 {
 		s = s[:4096]
@@ -303,6 +308,8 @@ func excerpt(body []byte, secrets []string) string {
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+var tokenFieldRE = regexp.MustCompile(`(?i)(access|refresh|id)_token|device_code`)
 
 var htmlTagRE = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>|<[^>]*>`)
 

@@ -217,3 +217,15 @@ func TestErrorJSON(t *testing.T) {
 		t.Errorf("JSON (-want +got):\n%s", diff)
 	}
 }
+
+func TestExcerptWithholdsTokens(t *testing.T) {
+	_, p, srv := fakeServer(t, "oidc", func(w http.ResponseWriter, s seen) {
+		w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+		w.Write([]byte("access_token=gho_SECRETTOKENVALUE&token_type=bearer"))
+	})
+	c := &Client{HTTP: srv.Client(), Provider: p, ClientID: "cid"}
+	_, err := c.Refresh(t.Context(), "rt-value", nil)
+	if err == nil || strings.Contains(err.Error(), "SECRETTOKENVALUE") || !strings.Contains(err.Error(), "withheld") {
+		t.Fatalf("err = %v", err)
+	}
+}
