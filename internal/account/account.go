@@ -1,0 +1,597 @@
+// Package account joins a config account to its tokens: it builds the OAuth
+// client of an account (provider, tenant, cloud, credentials, scopes), runs
+// its login flow, and hands out access tokens per resource through the
+// refresh engine, with one shared token store for all accounts of a config.
+//
+// It is the one place the CLI commands (login, token, status, logout,
+// consent, check, send, demo) and the daemon get tokens from, so they all
+// agree on which token serves which protocol:
+//
+//	m, err := account.Open(ctx, cfg, account.Options{})
+//	defer m.Close()
+//	a, err := m.Account("work")
+//	tok, err := a.Token(ctx, "imap") // errors.Is(err, tokens.ErrReloginRequired) → run `mailoauth login work`
+//
+// Microsoft issues one resource per token: IMAP, POP, SMTP and EWS share one
+// Exchange access token (the scopes of one login cover them all), Graph gets
+// its own, both refreshed from the account's one refresh token with the
+// resource's scopes. Other providers have one access token for everything.
+package account
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/mailoauth/mailoauth/internal/config"
+	"github.com/mailoauth/mailoauth/oauth"
+	"github.com/mailoauth/mailoauth/provider"
+	"github.com/mailoauth/mailoauth/tokens"
+)
+
+// Resource names a caller asks a token for. Exchange protocols map onto one
+// Exchange token on Microsoft (see Account.Token).
+const (
+	ResourceIMAP  = "imap"
+	ResourcePOP   = "pop"
+	ResourceSMTP  = "smtp"
+	ResourceEWS   = "ews"
+	ResourceGraph = "graph"
+)
+
+// Cache keys: the tokens.Store access kinds this package writes. One per
+// token-endpoint resource, not per protocol, so IMAP and SMTP share a token.
+const (
+	cacheExchange = "exchange"
+	cacheGraph    = "graph"
+	cacheMail     = "mail" // non-Microsoft providers: one token for everything
+)
+
+// Options configure Open. The zero value opens the config's store with its
+// default key source.
+type Options struct {
+	// Logger receives debug and warning lines (never a token); nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// HTTPClient, when set, replaces every account's own client (tests,
+	// the emulator's RedirectingHTTPClient). nil: each account gets one
+	// trusting the system roots plus its ca_file.
+	HTTPClient *http.Client
+	// Store, when set, is used instead of opening cfg.Store; Close then
+	// leaves it open (its owner closes it).
+	Store tokens.Store
+	// StoreOptions are passed to tokens.Open (key, key file, keyring). The
+	// config's store_passphrase fills Passphrase when this leaves it nil.
+	StoreOptions *tokens.Options
+	// Now is the clock of the OAuth clients (assertion lifetimes, device
+	// code expiry); nil means time.Now.
+	Now func() time.Time
+	// Source tunes the refresh engine (margins, retries, Notify, Holder);
+	// its Store, Refresher, Account, Resource and Scopes are set here.
+	Source tokens.Config
+}
+
+// Manager opens the accounts of one config with one shared token store.
+// It is safe for concurrent use.
+type Manager struct {
+	cfg       *config.Config
+	opts      Options
+	store     tokens.Store
+	ownsStore bool
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	accounts map[string]*Account
+}
+
+// Open opens the token store of cfg. No network request is made: providers
+// found by discovery are fetched when an account first needs them.
+func Open(ctx context.Context, cfg *config.Config, opts Options) (*Manager, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Manager{cfg: cfg, opts: opts, log: log, accounts: map[string]*Account{}}
+	if opts.Store != nil {
+		m.store = opts.Store
+		return m, nil
+	}
+	so := tokens.Options{Logger: log}
+	if opts.StoreOptions != nil {
+		so = *opts.StoreOptions
+		if so.Logger == nil {
+			so.Logger = log
+		}
+	}
+	if so.Passphrase == nil && so.Key == nil && cfg.StorePassphrase.IsSet() {
+		pp := cfg.StorePassphrase
+		so.Passphrase = func() ([]byte, error) {
+			s, err := pp.Resolve(ctx)
+			return []byte(s), err
+		}
+	}
+	if cfg.Store == "" {
+		return nil, errors.New("the config names no token store")
+	}
+	st, err := tokens.Open(ctx, cfg.Store, &so)
+	if err != nil {
+		return nil, fmt.Errorf("open token store: %w", err)
+	}
+	m.store, m.ownsStore = st, true
+	return m, nil
+}
+
+// Close closes the store (unless Options.Store supplied it).
+func (m *Manager) Close() error {
+	if m.ownsStore {
+		return m.store.Close()
+	}
+	return nil
+}
+
+// Store is the shared token store.
+func (m *Manager) Store() tokens.Store { return m.store }
+
+// Config is the config the Manager was opened with.
+func (m *Manager) Config() *config.Config { return m.cfg }
+
+// Account returns the account called name; the same *Account each time, so
+// its cached access tokens and refresh single-flight are shared by callers.
+func (m *Manager) Account(name string) (*Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.accounts[name]; ok {
+		return a, nil
+	}
+	ac, err := m.cfg.Account(name)
+	if err != nil {
+		return nil, err
+	}
+	a := &Account{m: m, cfg: ac, sources: map[string]*tokens.Source{}}
+	a.hc = m.opts.HTTPClient
+	if a.hc == nil {
+		if a.hc, err = httpClient(ac.CAFile); err != nil {
+			return nil, fmt.Errorf("account %s: %w", name, err)
+		}
+	}
+	m.accounts[name] = a
+	return a, nil
+}
+
+// Account is one configured account with its tokens.
+type Account struct {
+	m   *Manager
+	cfg *config.Account
+	hc  *http.Client
+
+	mu      sync.Mutex
+	client  *oauth.Client // built on first use (discovery may need the network)
+	sources map[string]*tokens.Source
+	email   string // learned from the stored ID token when the config has none
+}
+
+// Name is the account's name in the config.
+func (a *Account) Name() string { return a.cfg.Name }
+
+// Config is the account's config table.
+func (a *Account) Config() *config.Account { return a.cfg }
+
+// AppOnly reports whether the account uses client credentials: its tokens
+// are the application's, so Graph must address /users/{email}, never /me,
+// and no refresh token exists.
+func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }
+
+// HTTPClient trusts the system roots plus the account's ca_file; it is used
+// for the identity endpoints and Graph.
+func (a *Account) HTTPClient() *http.Client { return a.hc }
+
+// Email is the mailbox used as SASL user and Graph user: the config's email,
+// else the one the identity provider named at login (preferred_username or
+// email of the ID token), else "".
+func (a *Account) Email() string {
+	if a.cfg.Email != "" {
+		return a.cfg.Email
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.email == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if tok, err := tokens.LoadToken(ctx, a.m.store, a.cfg.Name, tokens.KindRefresh); err == nil {
+			a.email = emailFromIDToken(tok.IDToken)
+		}
+	}
+	return a.email
+}
+
+// httpClient builds a client trusting the system roots and caFile (PEM).
+// Timeouts bound every identity request so a dead server cannot hang a mail
+// client waiting for `mailoauth token`.
+func httpClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	tr.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 15 * time.Second
+	tr.ResponseHeaderTimeout = 60 * time.Second
+	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}, nil
+}
+
+// Client returns the account's OAuth client, building it on first use: the
+// provider (Microsoft from tenant, cloud and authority; Google; or OIDC
+// discovery of the issuer, a network request) and the client credential
+// (secret or certificate, resolved from their references now).
+func (a *Account) Client(ctx context.Context) (*oauth.Client, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.client != nil {
+		return a.client, nil
+	}
+	c, err := a.buildClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", a.cfg.Name, err)
+	}
+	a.client = c
+	return c, nil
+}
+
+func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
+	ac := a.cfg
+	var (
+		p   *provider.Provider
+		err error
+	)
+	switch ac.Provider {
+	case config.Microsoft:
+		p, err = provider.Microsoft(provider.MicrosoftOptions{Tenant: ac.Tenant, Cloud: ac.Cloud, Authority: ac.Authority})
+	case config.Google:
+		p = provider.Google()
+	case config.OIDC:
+		p, err = provider.Discover(ctx, a.hc, ac.Issuer)
+	default:
+		err = fmt.Errorf("unknown provider %q", ac.Provider)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &oauth.Client{HTTP: a.hc, Provider: p, ClientID: ac.ClientID, Now: a.m.opts.Now, Logger: a.m.log}
+	switch {
+	case ac.Certificate != "":
+		data, err := os.ReadFile(ac.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("read certificate: %w", err)
+		}
+		var pw string
+		if ac.CertificatePassword.IsSet() {
+			if pw, err = ac.CertificatePassword.Resolve(ctx); err != nil {
+				return nil, err
+			}
+		}
+		cert, err := oauth.LoadCertificate(data, pw)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", ac.Certificate, err)
+		}
+		if ac.AssertionAlg != "" {
+			cert.Alg = jose.SignatureAlgorithm(ac.AssertionAlg)
+		}
+		cert.SendX5C = ac.X5C
+		c.Auth = cert
+	case ac.ClientSecret.IsSet():
+		s, err := ac.ClientSecret.Resolve(ctx)
+		if err != nil {
+			return nil, err
+		}
+		style := oauth.SecretAuto
+		switch ac.AuthMethod {
+		case "client_secret_basic":
+			style = oauth.SecretBasic
+		case "client_secret_post":
+			style = oauth.SecretInBody
+		}
+		c.Auth = oauth.ClientSecret{Secret: s, Style: style}
+	}
+	return c, nil
+}
+
+// scopes expands the account's scope list for its flow.
+func (a *Account) scopes(c *oauth.Client) ([]string, error) {
+	d := provider.Delegated
+	if a.AppOnly() {
+		d = provider.AppOnly
+	}
+	return c.Provider.ExpandScopes(a.cfg.Scopes, d)
+}
+
+// cacheKey maps a resource a caller names to the access token that serves
+// it, or an error saying why the account has none.
+func (a *Account) cacheKey(resource string) (string, error) {
+	switch strings.ToLower(resource) {
+	case "", ResourceIMAP, "pop3", ResourcePOP, ResourceSMTP, ResourceEWS, cacheExchange:
+		if a.cfg.Provider == config.Microsoft {
+			return cacheExchange, nil
+		}
+		return cacheMail, nil
+	case ResourceGraph:
+		if a.cfg.Provider != config.Microsoft {
+			return "", fmt.Errorf("account %s: Microsoft Graph exists only for Microsoft accounts", a.cfg.Name)
+		}
+		return cacheGraph, nil
+	}
+	return "", fmt.Errorf("unknown resource %q: use imap, pop, smtp, ews or graph", resource)
+}
+
+// keyOf names the cache key of a Microsoft resource URL.
+func keyOf(p *provider.Provider, resource string) string {
+	if p.Kind != provider.KindMicrosoft {
+		return cacheMail
+	}
+	switch resource {
+	case p.Cloud.GraphURL:
+		return cacheGraph
+	case p.Cloud.ExchangeResource, p.Cloud.ExchangeAppResource:
+		return cacheExchange
+	}
+	return resource
+}
+
+// resourceScopes returns the scopes to send for the token of key: one
+// resource's scopes plus the OIDC ones (Microsoft issues one resource per
+// token request).
+func (a *Account) resourceScopes(c *oauth.Client, key string) ([]string, error) {
+	all, err := a.scopes(c)
+	if err != nil {
+		return nil, err
+	}
+	if a.AppOnly() && c.Provider.Kind == provider.KindMicrosoft {
+		// App-only tokens: exactly "<resource>/.default". Graph is allowed
+		// even when the config lists only mail presets, so check --graph
+		// works with the same app registration.
+		preset := "imap"
+		if key == cacheGraph {
+			preset = "graph-mail"
+		}
+		for _, g := range c.Provider.SplitByResource(all) {
+			if keyOf(c.Provider, g.Resource) == key {
+				return dropOIDC(g.Scopes), nil
+			}
+		}
+		return c.Provider.ExpandScopes([]string{preset}, provider.AppOnly)
+	}
+	for _, g := range c.Provider.SplitByResource(all) {
+		if keyOf(c.Provider, g.Resource) == key {
+			return g.Scopes, nil
+		}
+	}
+	what := map[string]string{cacheExchange: "imap, pop, smtp or ews", cacheGraph: "graph-mail"}[key]
+	return nil, fmt.Errorf("account %s: its scopes include none for %s; add %s to scopes and log in again", a.cfg.Name, key, what)
+}
+
+func dropOIDC(ss []string) []string {
+	return slices.DeleteFunc(slices.Clone(ss), provider.IsOIDCScope)
+}
+
+// Token returns a valid access token for a resource: "imap", "pop", "smtp",
+// "ews" or "graph". On Microsoft the Exchange protocols share one Exchange
+// token and Graph has its own, both refreshed from the one refresh token
+// (tokens.Source: single flight across goroutines and processes, the
+// rotated refresh token saved first). Client credentials accounts get a
+// fresh app token for the resource's "/.default", cached in the store.
+//
+// An account that needs an interactive login gives an error matching
+// tokens.ErrReloginRequired (a *tokens.ReloginError naming the command).
+func (a *Account) Token(ctx context.Context, resource string) (*oauth.Token, error) {
+	key, err := a.cacheKey(resource)
+	if err != nil {
+		return nil, err
+	}
+	src, err := a.source(key)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := src.TokenContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// source returns the refresh engine of one cache key. Building it needs no
+// network: the refresher builds the OAuth client only when a refresh is
+// due, so the cached path of `mailoauth token` stays local.
+func (a *Account) source(key string) (*tokens.Source, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s, ok := a.sources[key]; ok {
+		return s, nil
+	}
+	cfg := a.m.opts.Source
+	cfg.Store = a.m.store
+	cfg.Account = a.cfg.Name
+	cfg.Resource = key
+	cfg.NoRefreshToken = a.AppOnly()
+	cfg.Scopes = nil // decided per refresh by the refresher
+	if cfg.Logger == nil {
+		cfg.Logger = a.m.log
+	}
+	cfg.Refresher = tokens.RefresherFunc(func(ctx context.Context, rt string, _ []string) (*oauth.Token, error) {
+		c, err := a.Client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		scopes, err := a.resourceScopes(c, key)
+		if err != nil {
+			return nil, err
+		}
+		if a.AppOnly() {
+			return c.ClientCredentials(ctx, scopes)
+		}
+		return c.Refresh(ctx, rt, scopes)
+	})
+	s, err := tokens.NewSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.sources[key] = s
+	return s, nil
+}
+
+// LoginUI is how a login reaches the user. Every field is optional.
+type LoginUI struct {
+	// Device shows a device sign-in's URL and code (and starts a
+	// countdown); called once the code exists.
+	Device func(oauth.DevicePrompt)
+	// Interaction drives the browser of an authorization code sign-in:
+	// printing the URL, --no-browser, the paste fallback, the timeout.
+	Interaction oauth.Interaction
+	// Warn tells the user about a risky choice (the password grant).
+	Warn func(msg string)
+}
+
+// LoginResult is what a successful login stored, without any token.
+type LoginResult struct {
+	Account  string    `json:"account"`
+	Flow     string    `json:"flow"`
+	Email    string    `json:"email,omitempty"`
+	Resource string    `json:"resource"`
+	Expiry   time.Time `json:"expiry,omitzero"`
+	Scopes   []string  `json:"scopes,omitempty"`
+	// Refresh says whether a refresh token was granted (offline_access).
+	Refresh bool `json:"refresh"`
+}
+
+// Login runs the account's flow (device, authcode, client_credentials, or
+// password when the config asks for it) and stores the result, replacing
+// every token the account had: access tokens of a previous user must not
+// outlive the login that replaced them.
+func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
+	c, err := a.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := a.scopes(c)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", a.cfg.Name, err)
+	}
+	var (
+		tok *oauth.Token
+		key string
+	)
+	if a.AppOnly() {
+		key = cacheMail
+		if c.Provider.Kind == provider.KindMicrosoft {
+			key = cacheExchange
+			if len(all) > 0 {
+				key = keyOf(c.Provider, c.Provider.SplitByResource(all)[0].Resource)
+			}
+		}
+		scopes, err := a.resourceScopes(c, key)
+		if err != nil {
+			return nil, err
+		}
+		tok, err = c.ClientCredentials(ctx, scopes)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		scopes := a.loginScopes(c, all)
+		key = keyOf(c.Provider, c.Provider.SplitByResource(scopes)[0].Resource)
+		switch a.cfg.Flow {
+		case config.FlowDevice:
+			prompt := ui.Device
+			if prompt == nil {
+				prompt = func(oauth.DevicePrompt) {}
+			}
+			tok, err = c.DeviceFlow(ctx, scopes, prompt)
+		case config.FlowAuthCode:
+			o := oauth.LoginOptions{RedirectURI: a.cfg.RedirectURI, Scopes: scopes, Interaction: ui.Interaction}
+			o.Auth.LoginHint = a.cfg.Email
+			tok, err = c.Login(ctx, o)
+		case config.FlowPassword:
+			if ui.Warn != nil {
+				ui.Warn("the password grant (ROPC) fails for accounts with MFA or Conditional Access and hands mailoauth your password; prefer flow = \"device\" or \"authcode\"")
+			}
+			var pw string
+			if pw, err = a.cfg.Password.Resolve(ctx); err == nil {
+				tok, err = c.Password(ctx, a.cfg.Email, pw, scopes)
+			}
+		default:
+			err = fmt.Errorf("unknown flow %q", a.cfg.Flow)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := a.replaceTokens(ctx, key, tok); err != nil {
+		return nil, err
+	}
+	res := &LoginResult{Account: a.cfg.Name, Flow: string(a.cfg.Flow), Resource: key, Expiry: tok.Expiry,
+		Scopes: tok.Scope, Refresh: tok.RefreshToken != ""}
+	res.Email = a.cfg.Email
+	if res.Email == "" {
+		res.Email = emailFromIDToken(tok.IDToken)
+		a.mu.Lock()
+		a.email = res.Email
+		a.mu.Unlock()
+	}
+	return res, nil
+}
+
+// loginScopes are the scopes a user login asks for: all of the account's
+// (Microsoft consents to every resource at once, then issues the first),
+// plus openid and profile/email when the config names no mailbox, so the ID
+// token tells which mailbox signed in.
+func (a *Account) loginScopes(c *oauth.Client, all []string) []string {
+	scopes := slices.Clone(all)
+	if a.cfg.Email == "" {
+		extra := []string{"openid", "profile"}
+		if c.Provider.Kind != provider.KindMicrosoft {
+			extra = []string{"openid", "email"}
+		}
+		for _, s := range extra {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	return scopes
+}
+
+// replaceTokens drops the account's records and stores the login. The
+// token is already in memory, so a crash between the two only costs a new
+// login.
+func (a *Account) replaceTokens(ctx context.Context, key string, tok *oauth.Token) error {
+	if err := a.m.store.Delete(ctx, a.cfg.Name); err != nil {
+		return fmt.Errorf("forget the old tokens of %s: %w", a.cfg.Name, err)
+	}
+	if err := tokens.SaveLogin(ctx, a.m.store, a.cfg.Name, key, tok); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.sources = map[string]*tokens.Source{} // their cached tokens belong to the old login
+	a.mu.Unlock()
+	return nil
+}
