@@ -34,12 +34,12 @@ type Server struct {
 	redirectURI string
 	path        string
 
-	mu      sync.Mutex
-	handler Handler
+	handler Handler            // set once by Listen
+	hintFor func(error) string // set once by Listen
 	done    chan result
-	fired   bool
 
-	hintFor func(error) string
+	mu    sync.Mutex
+	fired bool // a redirect was judged: later ones get "already done"
 }
 
 type result struct {
@@ -145,8 +145,6 @@ func (s *Server) Wait(ctx context.Context) (url.Values, error) {
 // Close stops the listener. The page of a finished redirect has already
 // been written when Wait returns, so closing at once loses nothing.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)
@@ -173,13 +171,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// form_post responses arrive in the body; query ones in the URL.
 	q := r.Form
 	s.mu.Lock()
-	handler, fired := s.handler, s.fired
+	fired := s.fired
 	s.mu.Unlock()
 	if fired {
 		page.Execute(w, pageData{Title: "Already done", Message: "This sign-in has already finished. You can close this window."})
 		return
 	}
-	err := handler(q)
+	err := s.handler(q)
 	if errors.Is(err, ErrNotCallback) {
 		w.WriteHeader(http.StatusBadRequest)
 		page.Execute(w, pageData{Title: "Not a sign-in response", Message: "This page expects the sign-in redirect, which carries a code or an error."})
