@@ -1,7 +1,12 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +192,71 @@ func TestMSALRealAuthorityHost(t *testing.T) {
 	}
 	if at, _ := srv.Lookup(res.AccessToken); at.Resource != GraphAppID || !at.HasRole("Mail.Send") {
 		t.Errorf("Lookup = %+v", at)
+	}
+}
+
+// TestMSALInteractive runs MSAL's authorization-code flow (its own loopback
+// listener, PKCE S256) with the browser replaced by the admin sign-in API,
+// which walks the same sign-in and consent steps as the HTML pages.
+func TestMSALInteractive(t *testing.T) {
+	srv := startTLS(t)
+	demo := srv.Demo()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := srv.HTTPClient()
+	browserErr := make(chan error, 1)
+	openURL := func(authURL string) error {
+		go func() {
+			body, _ := json.Marshal(SignInRequest{URL: authURL, Username: demo.Users[0], Password: demo.Passwords[0]})
+			resp, err := client.Post(srv.URL+"/_emulator/signin", "application/json", bytes.NewReader(body))
+			if err != nil {
+				browserErr <- err
+				return
+			}
+			var res SignInResult
+			err = json.NewDecoder(resp.Body).Decode(&res)
+			resp.Body.Close()
+			if err != nil || res.RedirectURL == "" {
+				browserErr <- fmt.Errorf("sign-in: %v %+v", err, res)
+				return
+			}
+			// The "browser" follows the redirect to MSAL's loopback listener
+			// (MSAL asks for response_mode=form_post: the page auto-posts).
+			var back *http.Response
+			if res.ResponseMode == "form_post" {
+				f := url.Values{}
+				for k, v := range res.Params {
+					f.Set(k, v)
+				}
+				back, err = http.PostForm(res.RedirectURL, f)
+			} else {
+				back, err = http.Get(res.RedirectURL)
+			}
+			if err == nil {
+				back.Body.Close()
+			}
+			browserErr <- err
+		}()
+		return nil
+	}
+	pca, err := public.New(demo.PublicClientID, public.WithAuthority(srv.URL+"/organizations"),
+		public.WithHTTPClient(client), public.WithInstanceDiscovery(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pca.AcquireTokenInteractive(ctx, []string{"https://outlook.office.com/SMTP.Send"},
+		public.WithRedirectURI("http://localhost"), public.WithOpenURL(openURL))
+	if err != nil {
+		t.Fatalf("interactive: %v (browser: %v)", err, <-browserErr)
+	}
+	if err := <-browserErr; err != nil {
+		t.Errorf("browser: %v", err)
+	}
+	at, ok := srv.Lookup(res.AccessToken)
+	if !ok || at.UPN != demo.Users[0] || !at.HasScope("SMTP.Send") {
+		t.Errorf("Lookup = %+v", at)
+	}
+	if srv.Counts()["token:authorization_code"] != 1 {
+		t.Errorf("counts = %v", srv.Counts())
 	}
 }
