@@ -391,6 +391,19 @@ func TestDiscoveryAndKeys(t *testing.T) {
 			}
 		}
 	})
+	t.Run("v1 keys", func(t *testing.T) {
+		if r := w.get("/" + tContoso + "/discovery/keys"); r.status != 200 || r.body["keys"] == nil {
+			t.Errorf("v1 keys: %s", r.raw)
+		}
+	})
+	t.Run("instance discovery", func(t *testing.T) {
+		r := w.get("/common/discovery/instance?api-version=1.1&authorization_endpoint=x", "Host", "login.microsoftonline.com")
+		md, _ := r.body["metadata"].([]any)
+		if r.status != 200 || len(md) != 1 || !strings.Contains(r.raw, `"login.windows.net"`) ||
+			r.str("tenant_discovery_endpoint") != "http://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration" {
+			t.Errorf("instance discovery: %s", r.raw)
+		}
+	})
 	t.Run("tenant of another cloud", func(t *testing.T) {
 		r := w.get("/gov.example/v2.0/.well-known/openid-configuration")
 		if r.code() != 90038 {
