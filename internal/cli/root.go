@@ -95,6 +95,11 @@ func NewRootCmd(g *Globals) *cobra.Command {
 		newVersionCmd(g),
 		newConfigCmd(g),
 		newEmulatorCmd(g),
+		newLoginCmd(g, nil),
+		newConsentCmd(g, nil),
+		newTokenCmd(g, nil),
+		newStatusCmd(g, nil),
+		newLogoutCmd(g, nil),
 	)
 	return root
 }

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailoauth/mailoauth/oauth"
+)
+
+// ConsentOptions are the inputs of `mailoauth consent`.
+type ConsentOptions struct {
+	G         *Globals
+	Account   string
+	URLOnly   bool
+	V1        bool
+	NoBrowser bool
+	Paste     bool
+	Timeout   time.Duration
+	Browser   oauth.Browser // replaces the system browser (tests)
+}
+
+func newConsentCmd(g *Globals, runF func(context.Context, *ConsentOptions) error) *cobra.Command {
+	o := &ConsentOptions{G: g}
+	cmd := &cobra.Command{
+		Use:   "consent ACCOUNT",
+		Short: "Ask a tenant administrator to consent to the app for the whole tenant",
+		Long: "consent opens Microsoft's admin consent page for the account's tenant (never common:\n" +
+			"consent is per tenant), waits for the redirect on 127.0.0.1 and reports the consented\n" +
+			"tenant and scope, or the error with its fix. --url-only prints the URL for an\n" +
+			"administrator on another machine.",
+		Example: "  mailoauth consent contoso\n  mailoauth consent contoso --url-only",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Account = args[0]
+			if runF == nil {
+				runF = runConsent
+			}
+			return runF(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.URLOnly, "url-only", false, "print the admin consent URL and exit")
+	f.BoolVar(&o.V1, "v1", false, "use the v1 endpoint (consents to the registered permissions)")
+	f.BoolVar(&o.NoBrowser, "no-browser", false, "print the URL without opening a browser")
+	f.BoolVar(&o.Paste, "paste", false, "read the final redirect URL from stdin")
+	f.DurationVar(&o.Timeout, "timeout", oauth.DefaultTimeout, "how long to wait for the administrator")
+	return cmd
+}
+
+// consentJSON is the result of `consent --json`.
+type consentJSON struct {
+	Account string   `json:"account"`
+	URL     string   `json:"url,omitempty"`
+	Tenant  string   `json:"tenant,omitempty"`
+	Scopes  []string `json:"scopes,omitempty"`
+}
+
+func runConsent(ctx context.Context, o *ConsentOptions) error {
+	g := o.G
+	m, err := openAccounts(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	a, err := m.Account(o.Account)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	if o.URLOnly {
+		u, err := a.AdminConsentURL(ctx, o.V1)
+		if err != nil {
+			return reportError(g, err)
+		}
+		if g.JSON {
+			return writeJSON(g.Out, consentJSON{Account: a.Name(), URL: u})
+		}
+		fmt.Fprintln(g.Out, u)
+		fmt.Fprintf(g.ErrOut, "Send this URL to a Global Administrator (or Cloud Application Administrator) of tenant %s.\n"+
+			"It ends on %s, which needs no listener: the page shows whether consent was granted.\n", a.Config().Tenant, a.Config().RedirectURI)
+		return nil
+	}
+	lo := &LoginOptions{G: g, NoBrowser: o.NoBrowser, Paste: o.Paste, Timeout: o.Timeout, Browser: o.Browser}
+	ui, stop := loginUI(g, lo)
+	res, err := a.AdminConsent(ctx, o.V1, ui.Interaction)
+	stop()
+	if err != nil {
+		return reportError(g, fmt.Errorf("admin consent for %s: %w", a.Name(), err))
+	}
+	if g.JSON {
+		return writeJSON(g.Out, consentJSON{Account: a.Name(), Tenant: res.Tenant, Scopes: res.Scopes})
+	}
+	fmt.Fprintf(g.ErrOut, "Admin consent granted in tenant %s.\n", res.Tenant)
+	if len(res.Scopes) > 0 {
+		fmt.Fprintf(g.ErrOut, "Scope: %s\n", strings.Join(res.Scopes, " "))
+	}
+	fmt.Fprintf(g.ErrOut, "Next: mailoauth login %s\n", a.Name())
+	return nil
+}
