@@ -196,6 +196,59 @@ func TestIntegrationOIDCProvider(t *testing.T) {
 		}
 	})
 
+	// A confidential web app: AuthCodeURL and Exchange, no listener; the
+	// redirect's URL is read back as a pasted one would be.
+	for _, wa := range []struct {
+		name string
+		id   string
+		auth func() oauth.ClientAuth
+	}{
+		{"web app with client_secret_basic", oidcprovider.BasicClient, func() oauth.ClientAuth { return oauth.ClientSecret{Secret: oidcprovider.BasicSecret} }},
+		{"web app with private_key_jwt", oidcprovider.PS256Client, func() oauth.ClientAuth {
+			return &oauth.Certificate{Key: srv.ClientKey, Chain: []*x509.Certificate{srv.ClientCert}}
+		}},
+	} {
+		t.Run(wa.name, func(t *testing.T) {
+			t.Parallel()
+			c := &oauth.Client{HTTP: srv.HTTP, Provider: p, ClientID: wa.id, Auth: wa.auth()}
+			redirect := "http://127.0.0.1:9/callback" // nothing listens: the app gets the URL another way
+			ar, err := c.AuthCodeURL(redirect, []string{"openid", "offline_access", "mail"}, oauth.AuthOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := oidcprovider.NewBrowser("frank@example.test")
+			b.StopAt = redirect
+			page, err := b.SignIn(ctx, ar.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, err := ar.ParseRedirect(page.URL.String())
+			if err != nil {
+				t.Fatalf("redirect %s: %v", page.URL, err)
+			}
+			tok, err := c.Exchange(ctx, ar, code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.RefreshToken == "" {
+				t.Errorf("no refresh token: %v", tok)
+			}
+			// A code works once.
+			_, err = c.Exchange(ctx, ar, code)
+			if !errors.Is(err, oauth.ErrReloginRequired) || strings.Contains(err.Error(), code) {
+				t.Errorf("second redemption: err = %v", err)
+			}
+			// A redirect from another issuer is refused (RFC 9207).
+			forged := *page.URL
+			q := forged.Query()
+			q.Set("iss", "http://127.0.0.1:1")
+			forged.RawQuery = q.Encode()
+			if _, err := ar.ParseRedirect(forged.String()); err == nil || !strings.Contains(err.Error(), "mix-up") {
+				t.Errorf("forged iss: err = %v", err)
+			}
+		})
+	}
+
 	clientCreds := []struct {
 		name string
 		id   string

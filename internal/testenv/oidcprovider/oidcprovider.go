@@ -281,6 +281,11 @@ type Browser struct {
 	// Login is the account name typed on the login page; any name is
 	// accepted and becomes the token's sub.
 	Login string
+	// StopAt, when set, is a URL prefix the browser does not follow a
+	// redirect to: the redirect's URL becomes the Page's URL, as when a
+	// user copies the address of a page that did not load (the paste
+	// fallback) or a web app receives the redirect elsewhere.
+	StopAt string
 
 	abortConsent bool
 }
@@ -400,6 +405,20 @@ func (b *Browser) device(ctx context.Context, issuer, userCode, answer string) (
 }
 
 func (b *Browser) do(ctx context.Context, method, u string, form url.Values) (*Page, error) {
+	hc := *b.HTTP
+	var stopped *url.URL
+	if b.StopAt != "" {
+		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), b.StopAt) {
+				stopped = req.URL
+				return http.ErrUseLastResponse
+			}
+			if len(via) >= 10 {
+				return errors.New("too many redirects")
+			}
+			return nil
+		}
+	}
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -411,7 +430,7 @@ func (b *Browser) do(ctx context.Context, method, u string, form url.Values) (*P
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := b.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -419,6 +438,9 @@ func (b *Browser) do(ctx context.Context, method, u string, form url.Values) (*P
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, err
+	}
+	if stopped != nil {
+		return &Page{URL: stopped, Status: resp.StatusCode}, nil
 	}
 	return &Page{URL: resp.Request.URL, Status: resp.StatusCode, Body: string(data)}, nil
 }
