@@ -33,3 +33,8 @@ func init() {
 
 // Open opens url in the system browser.
 func (System) Open(url string) error { return clibrowser.OpenURL(url) }
+
+var (
+	_ Opener = System{}
+	_ Opener = OpenerFunc(nil)
+)
