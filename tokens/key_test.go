@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -188,5 +189,20 @@ func TestDefaultDir(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestOpenLogsURLWithoutPassword(t *testing.T) {
+	log, buf := logBuffer()
+	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "t.db"), &Options{Key: testKey, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if !strings.Contains(buf.String(), "store=sqlite:") {
+		t.Errorf("log does not name the store: %s", buf)
+	}
+	if got := fmt.Sprint(s); !strings.HasPrefix(got, "sqlite:/") {
+		t.Errorf("store prints as %q, want its URL", got)
 	}
 }

@@ -111,6 +111,7 @@ func Open(ctx context.Context, storeURL string, opts *Options) (Store, error) {
 		b.close()
 		return nil, fmt.Errorf("open store %s: %w", id, err)
 	}
+	log.Debug("token store opened", "store", id)
 	return s, nil
 }
 

