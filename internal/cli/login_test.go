@@ -1,0 +1,415 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/keyring"
+	"github.com/mailoauth/mailoauth/oauth"
+	"github.com/mailoauth/mailoauth/tokens"
+)
+
+// emuEnv is the Microsoft emulator started in-process with a config whose
+// accounts point at it (authority + ca_file), as a user would write it.
+type emuEnv struct {
+	t    *testing.T
+	srv  *emulator.Server
+	demo emulator.DemoValues
+	dir  string
+	cfg  string // config file path
+}
+
+// The accounts every test gets. dev signs in with a browser (paste), dev-device
+// with a device code; app and app-cert are the confidential daemon app;
+// multi is on the common tenant (consent must refuse it).
+const emuAccounts = `
+store = "sqlite:{dir}/tokens.db"
+
+[accounts.dev]
+client_id = "{public}"
+tenant = "{tenant}"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "authcode"
+email = "alice@contoso.com"
+scopes = ["imap", "smtp", "graph-mail", "offline_access"]
+
+[accounts.dev-device]
+client_id = "{public}"
+tenant = "{tenant}"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "device"
+email = "alice@contoso.com"
+scopes = ["imap", "smtp", "offline_access"]
+
+[accounts.app]
+client_id = "{confidential}"
+tenant = "{tenant}"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "client_credentials"
+client_secret = "env:EMU_APP_SECRET"
+email = "alice@contoso.com"
+
+[accounts.app-cert]
+client_id = "{confidential}"
+tenant = "contoso.com"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "client_credentials"
+certificate = "app.pem"
+email = "alice@contoso.com"
+
+[accounts.multi]
+client_id = "{public}"
+authority = "{url}"
+ca_file = "ca.pem"
+`
+
+func newEmuEnv(t *testing.T) *emuEnv {
+	t.Helper()
+	keyring.MockInit() // the store key lives in an in-memory keyring
+	srv, err := emulator.Start(emulator.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if err := srv.UpdateSettings(func(s *emulator.Settings) { s.DeviceCodeInterval = 1 }); err != nil {
+		t.Fatal(err)
+	}
+	e := &emuEnv{t: t, srv: srv, demo: srv.Demo(), dir: t.TempDir()}
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(e.dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ca.pem", srv.CAPEM())
+	certPEM, keyPEM, err := srv.AppCertificate(e.demo.ConfidentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("app.pem", append(certPEM, keyPEM...))
+	cfg := strings.NewReplacer("{dir}", e.dir, "{public}", e.demo.PublicClientID, "{confidential}", e.demo.ConfidentialID,
+		"{tenant}", e.demo.TenantID, "{url}", srv.URL).Replace(emuAccounts)
+	e.cfg = filepath.Join(e.dir, "config.toml")
+	write("config.toml", []byte(cfg))
+	t.Setenv("EMU_APP_SECRET", e.demo.ConfidentialSecret)
+	t.Setenv("MAILOAUTH_CONFIG", "")
+	t.Setenv("SSH_CONNECTION", "")
+	t.Setenv("SSH_TTY", "")
+	return e
+}
+
+// run is one command line, in-process, with stdin, stdout and a watched
+// stderr.
+type run struct {
+	code     int
+	out, err string
+}
+
+// watchWriter is a stderr that tests can wait on: each write is kept and
+// passed to onWrite with everything written so far.
+type watchWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	onWrite func(all string)
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.buf.Write(p)
+	all := w.buf.String()
+	f := w.onWrite
+	w.mu.Unlock()
+	if f != nil {
+		f(all)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// exec runs args against the env's config. onErr, when set, sees stderr as
+// it grows (to act on a printed URL or code).
+func (e *emuEnv) exec(stdin io.Reader, onErr func(all string), args ...string) run {
+	e.t.Helper()
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	var out bytes.Buffer
+	errw := &watchWriter{onWrite: onErr}
+	g := &Globals{In: stdin, Out: &out, ErrOut: errw}
+	args = append([]string{"--config", e.cfg}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := Run(ctx, g, args)
+	return run{code: code, out: out.String(), err: errw.String()}
+}
+
+// admin posts to the emulator's admin API.
+func (e *emuEnv) admin(path string, body, into any) {
+	e.t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := e.srv.HTTPClient().Post(e.srv.URL+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("admin %s: %s: %s", path, resp.Status, data)
+	}
+	if into != nil {
+		if err := json.Unmarshal(data, into); err != nil {
+			e.t.Fatalf("admin %s: %v", path, err)
+		}
+	}
+}
+
+// signIn visits an authorize or admin consent URL as user through the
+// emulator's admin sign-in API and returns where the browser would land.
+func (e *emuEnv) signIn(rawURL, user string, consentForOrg bool) string {
+	e.t.Helper()
+	pw := ""
+	for i, u := range e.demo.Users {
+		if u == user {
+			pw = e.demo.Passwords[i]
+		}
+	}
+	var res emulator.SignInResult
+	e.admin("/_emulator/signin", emulator.SignInRequest{URL: rawURL, Username: user, Password: pw, ConsentForOrganization: consentForOrg}, &res)
+	if res.RedirectURL == "" {
+		e.t.Fatalf("sign-in ended on page %q: %s %s", res.Page, res.Error, res.Description)
+	}
+	return res.RedirectURL
+}
+
+var urlLine = regexp.MustCompile(`(?m)^  (https://\S+)$`)
+
+// pasteSignIn returns stdin and a stderr watcher for a browser flow: when
+// the URL appears on stderr, it signs user in through the admin API and
+// pastes the redirect URL on stdin.
+func (e *emuEnv) pasteSignIn(user string, consentForOrg bool) (io.Reader, func(string)) {
+	pr, pw := io.Pipe()
+	e.t.Cleanup(func() { pw.Close() })
+	var once sync.Once
+	return pr, func(all string) {
+		m := urlLine.FindStringSubmatch(all)
+		if m == nil {
+			return
+		}
+		once.Do(func() {
+			go func() {
+				redirect := e.signIn(m[1], user, consentForOrg)
+				fmt.Fprintln(pw, redirect)
+			}()
+		})
+	}
+}
+
+// login signs dev in through the paste fallback.
+func (e *emuEnv) login(account string) run {
+	e.t.Helper()
+	in, watch := e.pasteSignIn("alice@contoso.com", false)
+	r := e.exec(in, watch, "login", account, "--no-browser", "--paste")
+	if r.code != 0 {
+		e.t.Fatalf("login %s: exit %d\nstderr: %s", account, r.code, r.err)
+	}
+	return r
+}
+
+// store opens the env's token store (between commands).
+func (e *emuEnv) store() tokens.Store {
+	e.t.Helper()
+	st, err := tokens.Open(context.Background(), "sqlite:"+filepath.Join(e.dir, "tokens.db"), nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+var deviceCodeLine = regexp.MustCompile(`enter the code (\S+)`)
+
+// deviceAct returns a stderr watcher that acts on the printed user code.
+func deviceAct(act func(code string)) func(string) {
+	var once sync.Once
+	return func(all string) {
+		if m := deviceCodeLine.FindStringSubmatch(all); m != nil {
+			once.Do(func() { go act(m[1]) })
+		}
+	}
+}
+
+func TestLoginDevice(t *testing.T) {
+	e := newEmuEnv(t)
+	tests := []struct {
+		name     string
+		setup    func()
+		act      func(code string)
+		json     bool
+		wantCode int
+		wantErr  []string // in stderr
+	}{
+		{name: "approve", act: func(code string) {
+			if err := e.srv.ApproveDeviceCodeAs(code, "alice@contoso.com"); err != nil {
+				t.Error(err)
+			}
+		}, wantErr: []string{"/devicelogin and enter the code", "Logged in dev-device as alice@contoso.com (device)"}},
+		{name: "deny", act: func(code string) {
+			if err := e.srv.DenyDeviceCodeAs(code); err != nil {
+				t.Error(err)
+			}
+		}, wantCode: ExitError, wantErr: []string{"authorization_declined"}},
+		{name: "public client flows off", json: true, setup: func() {
+			off := false
+			e.admin("/_emulator/apps/update", emulator.AppUpdate{ClientID: e.demo.PublicClientID, AllowPublicClient: &off}, nil)
+		}, wantCode: ExitError, wantErr: []string{"AADSTS7000218", "Hint: ", "Allow public client flows"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			args := []string{"login", "dev-device"}
+			if tt.json {
+				args = append(args, "--json")
+			}
+			var watch func(string)
+			if tt.act != nil {
+				watch = deviceAct(tt.act)
+			}
+			r := e.exec(nil, watch, args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstderr: %s", r.code, tt.wantCode, r.err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(r.err, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.err)
+				}
+			}
+			if tt.json {
+				var got struct{ Error errorJSON }
+				if err := json.Unmarshal([]byte(r.out), &got); err != nil {
+					t.Fatalf("--json output: %v\n%s", err, r.out)
+				}
+				if got.Error.Code == "" || len(got.Error.AADSTS) == 0 || got.Error.AADSTS[0] != 7000218 || got.Error.Hint == "" || got.Error.CorrelationID == "" {
+					t.Errorf("--json error lacks fields: %+v", got.Error)
+				}
+			}
+		})
+	}
+}
+
+func TestLoginAuthCodePaste(t *testing.T) {
+	e := newEmuEnv(t)
+	in, watch := e.pasteSignIn("alice@contoso.com", false)
+	r := e.exec(in, watch, "login", "dev", "--no-browser", "--paste", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.err)
+	}
+	if !strings.Contains(r.err, "code_challenge_method=S256") {
+		t.Errorf("the printed URL has no PKCE S256 challenge:\n%s", r.err)
+	}
+	var res struct {
+		Account, Flow, Email, Resource string
+		Expiry                         time.Time
+		Scopes                         []string
+		Refresh                        bool
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, r.out)
+	}
+	if res.Account != "dev" || res.Flow != "authcode" || res.Resource != "exchange" || !res.Refresh || res.Expiry.IsZero() || len(res.Scopes) == 0 {
+		t.Errorf("login result = %+v", res)
+	}
+	if strings.Contains(r.out, "access_token") || strings.Contains(r.out, "refresh_token") {
+		t.Errorf("--json output shows a token:\n%s", r.out)
+	}
+}
+
+func TestLoginClientCredentials(t *testing.T) {
+	e := newEmuEnv(t)
+	for _, acct := range []string{"app", "app-cert"} {
+		t.Run(acct, func(t *testing.T) {
+			r := e.exec(nil, nil, "login", acct)
+			if r.code != 0 {
+				t.Fatalf("login: exit %d\nstderr: %s", r.code, r.err)
+			}
+			before := e.srv.Counts()["token"]
+			tok := e.exec(nil, nil, "token", acct)
+			if tok.code != 0 {
+				t.Fatalf("token: exit %d\nstderr: %s", tok.code, tok.err)
+			}
+			at, ok := e.srv.Lookup(strings.TrimSpace(tok.out))
+			if !ok {
+				t.Fatalf("the emulator does not know the printed token")
+			}
+			if at.UserOID != "" || len(at.Roles) == 0 {
+				t.Errorf("app token: user %q, roles %v; want an app-only token with roles", at.UserOID, at.Roles)
+			}
+			if got := e.srv.Counts()["token"]; got != before {
+				t.Errorf("token endpoint calls %d → %d: the cached app token was not used", before, got)
+			}
+			// Graph gets its own app token.
+			g := e.exec(nil, nil, "token", acct, "--resource", "graph")
+			if g.code != 0 {
+				t.Fatalf("token graph: exit %d\nstderr: %s", g.code, g.err)
+			}
+			if gt, ok := e.srv.Lookup(strings.TrimSpace(g.out)); !ok || !strings.Contains(gt.Audience, "graph") {
+				t.Errorf("graph app token audience = %q (known %v)", gt.Audience, ok)
+			}
+		})
+	}
+	t.Run("bad secret", func(t *testing.T) {
+		t.Setenv("EMU_APP_SECRET", "not-the-secret")
+		r := e.exec(nil, nil, "login", "app")
+		if r.code != ExitError || !strings.Contains(r.err, "AADSTS7000215") || !strings.Contains(r.err, "Hint: ") {
+			t.Errorf("exit %d, stderr:\n%s", r.code, r.err)
+		}
+		if strings.Contains(r.err, "not-the-secret") {
+			t.Errorf("stderr shows the secret")
+		}
+	})
+}
+
+// TestOAuthErrorSurface: reportError prints every *oauth.Error field with
+// --json and the hint on stderr, and maps relogin to exit code 4.
+func TestReportError(t *testing.T) {
+	oe := &oauth.Error{Code: "invalid_grant", AADSTS: []int{700082}, Description: "expired", CorrelationID: "c-1", Hint: "log in again"}
+	var out, errOut bytes.Buffer
+	g := &Globals{Out: &out, ErrOut: &errOut, JSON: true}
+	err := reportError(g, fmt.Errorf("refresh: %w", oe))
+	if ExitCode(err) != ExitRelogin {
+		t.Errorf("exit code %d, want %d", ExitCode(err), ExitRelogin)
+	}
+	if !strings.Contains(errOut.String(), "Hint: log in again") {
+		t.Errorf("stderr: %s", errOut.String())
+	}
+	var got struct{ Error errorJSON }
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := errorJSON{Message: "refresh: " + oe.Error(), Code: "invalid_grant", AADSTS: []int{700082}, Description: "expired",
+		CorrelationID: "c-1", Hint: "log in again", ReloginRequired: true}
+	if got.Error.Message != want.Message || got.Error.Code != want.Code || got.Error.CorrelationID != want.CorrelationID || !got.Error.ReloginRequired {
+		t.Errorf("got %+v\nwant %+v", got.Error, want)
+	}
+}
