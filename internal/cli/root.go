@@ -100,6 +100,9 @@ func NewRootCmd(g *Globals) *cobra.Command {
 		newTokenCmd(g, nil),
 		newStatusCmd(g, nil),
 		newLogoutCmd(g, nil),
+		newCheckCmd(g),
+		newSendCmd(g),
+		newDemoCmd(g),
 	)
 	return root
 }
