@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -88,8 +89,11 @@ func (e apiError) Error() string { return string(e) }
 // consent page accepted or declined, exactly as the HTML pages do. kind is
 // "authorize" or "adminconsent" and applies when req has no URL. base is
 // the request the admin call came in on (its host picks the cloud when the
-// URL has none).
+// URL has none); nil stands for a loopback request.
 func (e *Emulator) SignIn(base *http.Request, kind string, req SignInRequest) (SignInResult, error) {
+	if base == nil {
+		base, _ = http.NewRequestWithContext(context.Background(), http.MethodGet, "http://127.0.0.1/", nil)
+	}
 	u := &url.URL{Path: "/" + req.Tenant + "/oauth2/v2.0/authorize"}
 	if kind == "adminconsent" {
 		u.Path = "/" + req.Tenant + "/v2.0/adminconsent"

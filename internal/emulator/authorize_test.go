@@ -426,3 +426,57 @@ func TestAuthorizeV1Resource(t *testing.T) {
 		t.Errorf("v1 authorize (-want +got):\n%s %v", diff, q)
 	}
 }
+
+// TestAuthorizeLoginHintOtherAccount: a login_hint naming another account
+// than the session's asks that account to sign in.
+func TestAuthorizeLoginHintOtherAccount(t *testing.T) {
+	w := newPagesEnv(t)
+	b := signedIn(t, w)
+	p := b.get(authorizeURL("contoso.com", "login_hint", "bob@contoso.com"))
+	if p.formName() != "signin" || !strings.Contains(p.body, `value="bob@contoso.com"`) {
+		t.Fatalf("got %q", p.formName())
+	}
+	if q := wantRedirect(t, b.get(authorizeURL("contoso.com", "login_hint", "ALICE@contoso.com")), "http://localhost/"); q.Get("code") == "" {
+		t.Errorf("hint naming the session user: %v", q)
+	}
+	if q := wantRedirect(t, b.get(authorizeURL("contoso.com", "login_hint", "bob@contoso.com", "prompt", "none")), "http://localhost/"); q.Get("error") != "login_required" {
+		t.Errorf("prompt=none with another account's hint: %v", q)
+	}
+}
+
+// TestAuthorizeConsentForOrganization: an admin's "consent on behalf of
+// your organization" spares the other users of the tenant the consent page.
+func TestAuthorizeConsentForOrganization(t *testing.T) {
+	w := newPagesEnv(t)
+	b := newBrowser(w)
+	p := b.signIn(b.get(authorizeURL("fabrikam.com")), "frank@fabrikam.com", "frank-pw")
+	if p.formName() != "consent" || strings.Contains(p.body, `name="org"`) {
+		t.Fatalf("a non-admin is offered organization consent")
+	}
+	adminUser(t, w, "fiona@fabrikam.com")
+	b = newBrowser(w)
+	p = b.signIn(b.get(authorizeURL("fabrikam.com")), "fiona@fabrikam.com", "fiona-pw")
+	if !strings.Contains(p.body, `name="org"`) {
+		t.Fatalf("an admin is not offered organization consent: %s", p.text())
+	}
+	wantRedirect(t, b.submit(p, "action", "accept", "org", "1"), "http://localhost/")
+	b = newBrowser(w)
+	q := wantRedirect(t, b.signIn(b.get(authorizeURL("fabrikam.com")), "frank@fabrikam.com", "frank-pw"), "http://localhost/")
+	if q.Get("code") == "" {
+		t.Errorf("frank after organization consent: %v", q)
+	}
+}
+
+// TestSignInGo runs the admin sign-in from Go, without HTTP.
+func TestSignInGo(t *testing.T) {
+	w := newPagesEnv(t)
+	res, err := w.e.SignIn(nil, "authorize", SignInRequest{Tenant: "contoso.com", Params: map[string]string{
+		"client_id": pgPublic, "response_type": "code", "redirect_uri": redirLocal, "scope": pgIMAP, "state": "go"},
+		Username: "alice@contoso.com", Password: "alice-pw"})
+	if err != nil || res.Code == "" || res.State != "go" {
+		t.Fatalf("SignIn: %+v %v", res, err)
+	}
+	if tok := w.redeem("contoso.com", res.Code, redirLocal, ""); tok.status != http.StatusOK {
+		t.Errorf("redeem: %s", tok.raw)
+	}
+}

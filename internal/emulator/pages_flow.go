@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -159,6 +160,14 @@ func (e *Emulator) authenticate(fr *flowRun) (*User, *outcome) {
 						return stop(fr.silentErr(errOAuth(aad(50076, GraphAppID), "interaction_required")))
 					}
 					return stop(e.mfaPage(fr, u))
+				}
+				if in.Step == "" && fr.loginHint != "" && !strings.EqualFold(strings.TrimSpace(fr.loginHint), u.UPN) {
+					// A hint naming another account than the session's: that
+					// account has to sign in.
+					if fr.silent {
+						return stop(fr.silentErr(aad(50058)))
+					}
+					return stop(e.signinPage(fr, fr.loginHint, ""))
 				}
 				if in.Step == "" && fr.pickFirst {
 					return stop(e.pickPage(fr, u))

@@ -214,6 +214,9 @@ func (b *browser) do(req *http.Request) *page {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	p := &page{status: resp.StatusCode, header: resp.Header, body: string(raw)}
+	if strings.Contains(p.body, "Troubleshooting details") {
+		checkPageMarkup(b.t, p.body)
+	}
 	if l := resp.Header.Get("Location"); l != "" {
 		p.loc, _ = url.Parse(l)
 	}
@@ -311,5 +314,30 @@ func wantErrorPage(t *testing.T, p *page, aadsts string) {
 	}
 	if !strings.Contains(p.text(), "Trace ID") || !strings.Contains(p.text(), "Correlation ID") {
 		t.Errorf("troubleshooting labels missing: %s", p.text())
+	}
+}
+
+// checkPageMarkup checks what a browser and an HTML validator insist on:
+// doctype, language, charset, unique ids, a label for every text input, and
+// no script.
+func checkPageMarkup(t *testing.T, body string) {
+	t.Helper()
+	if !strings.HasPrefix(body, "<!DOCTYPE html>\n<html lang=\"en\">") || !strings.Contains(body, `<meta charset="utf-8">`) {
+		t.Errorf("page does not start with doctype, lang and charset")
+	}
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(` id="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		if seen[m[1]] {
+			t.Errorf("duplicate id %q", m[1])
+		}
+		seen[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile(`<input type="(?:text|password)" id="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		if !strings.Contains(body, `<label for="`+m[1]+`">`) {
+			t.Errorf("input %q has no label", m[1])
+		}
+	}
+	if strings.Contains(body, "<script") {
+		t.Errorf("page uses a script")
 	}
 }
