@@ -245,3 +245,15 @@ func (l *line) reply() []string {
 		}
 	}
 }
+
+// newFuzzServer is a Server over a fresh emulator without listeners, for
+// fuzzing session handlers directly.
+func newFuzzServer(tb testing.TB) *Server {
+	tb.Helper()
+	em, err := emulator.New(emulator.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &Server{em: em, log: slog.New(slog.DiscardHandler), hostname: "EMU0P01MB0001", store: newMailStore(),
+		shared: map[string]SharedMailbox{}, acceptedConns: map[net.Conn]bool{}}
+}

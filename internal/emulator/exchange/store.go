@@ -65,6 +65,7 @@ type Message struct {
 	Body      string
 	HasAttach bool
 	imapUID   imap.UID
+	seq       uint64 // arrival order, breaks ties of Received
 }
 
 // Address is a mail address with an optional display name.
@@ -130,7 +131,7 @@ func (st *mailStore) add(addr, folder string, raw []byte, received time.Time, re
 	defer st.mu.Unlock()
 	st.seq++
 	b := st.boxLocked(addr)
-	m.ID = messageID(b.address, st.seq)
+	m.ID, m.seq = messageID(b.address, st.seq), st.seq
 	var flags []imap.Flag
 	if read {
 		flags = append(flags, imap.FlagSeen)
@@ -163,7 +164,7 @@ func (st *mailStore) list(addr, folder string) []*Message {
 		if !out[i].Received.Equal(out[j].Received) {
 			return out[i].Received.After(out[j].Received)
 		}
-		return out[i].ID > out[j].ID
+		return out[i].seq > out[j].seq
 	})
 	return out
 }
