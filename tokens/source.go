@@ -58,9 +58,12 @@ type Config struct {
 	// others may take it over; it is renewed before every attempt and must
 	// exceed AttemptTimeout. Default 2×AttemptTimeout.
 	LeaseTTL time.Duration
-	// Holder names this process in leases. Default: a random string. A
-	// stable name lets a restarted process (a daemon under systemd) take its
-	// own lease back at once instead of waiting for it to expire.
+	// Holder names this process in leases (the resource is appended, so
+	// Sources of one process for different resources of an account still
+	// refresh one after the other). Default: the process id and a random
+	// string. A stable name lets a restarted process (a daemon under
+	// systemd) take its own lease back at once instead of waiting for it to
+	// expire; two live processes must never share one.
 	Holder string
 	// Logger receives refresh events (never a token); nil: slog.Default.
 	Logger *slog.Logger
@@ -159,6 +162,7 @@ func NewSource(cfg Config) (*Source, error) {
 	if cfg.Holder == "" {
 		cfg.Holder = strconv.Itoa(os.Getpid()) + "-" + crand.Text()
 	}
+	cfg.Holder += "/" + cfg.Resource
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()

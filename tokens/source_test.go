@@ -677,3 +677,84 @@ func TestInspect(t *testing.T) {
 		}
 	})
 }
+
+// A refresh whose lease is taken over before it stores its result hands
+// nothing out and leaves the store as the new holder sees it.
+func TestSourceLeaseLostMidRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, time.Now().Add(-time.Minute))
+		thief := RefresherFunc(func(ctx context.Context, rt string, scopes []string) (*oauth.Token, error) {
+			// Our lease expires during a very slow answer; another process takes over.
+			time.Sleep(2 * time.Minute)
+			if _, err := e.store.Acquire(ctx, "work", "other-process", time.Hour); err != nil {
+				t.Errorf("the lease did not expire: %v", err)
+			}
+			return &oauth.Token{AccessToken: "at-late", RefreshToken: "rt-late", Expiry: time.Now().Add(time.Hour)}, nil
+		})
+		s := e.source(t, "imap", func(c *Config) { c.Refresher = thief; c.AttemptTimeout = 5 * time.Minute; c.LeaseTTL = time.Minute })
+		_, err := s.TokenContext(t.Context())
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("got %v, want ErrLeaseLost", err)
+		}
+		if rt, _ := LoadToken(t.Context(), e.store, "work", KindRefresh); rt.RefreshToken != "rt-0" {
+			t.Errorf("store holds %s; the late result must not overwrite the new holder's", rt.RefreshToken)
+		}
+	})
+}
+
+// Client credentials: no refresh token; the Refresher is called with none.
+func TestSourceNoRefreshToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := Open(t.Context(), "mem:", nil)
+		defer s.Close()
+		var got []string
+		app := RefresherFunc(func(ctx context.Context, rt string, scopes []string) (*oauth.Token, error) {
+			got = append(got, rt)
+			return &oauth.Token{AccessToken: "app-token", Expiry: time.Now().Add(time.Hour)}, nil
+		})
+		src, err := NewSource(Config{Store: s, Refresher: app, Account: "daemon", Resource: "graph", NoRefreshToken: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, err := src.TokenContext(t.Context()); err != nil || tok.AccessToken != "app-token" {
+			t.Fatalf("got %v, %v", tok, err)
+		}
+		if diff := cmp.Diff([]string{""}, got); diff != "" {
+			t.Errorf("refresh tokens passed (-want +got):\n%s", diff)
+		}
+		if _, err := s.Get(t.Context(), "daemon", KindRefresh); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a refresh record was written: %v", err)
+		}
+	})
+}
+
+// Two resources of one account refreshing at the same moment in one
+// process take turns, so the second uses the first's rotated refresh token
+// (a server with strict rotation would otherwise refuse the second).
+func TestSourceResourcesTakeTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, time.Now().Add(-time.Minute))
+		if err := e.store.Put(t.Context(), nil, TokenRecord("work", AccessKind("graph"), loginToken("", "g-0", time.Now().Add(-time.Minute)))); err != nil {
+			t.Fatal(err)
+		}
+		e.srv.delay = time.Second
+		imap := e.source(t, "imap", func(c *Config) { c.Holder = "daemon" })
+		graph := e.source(t, "graph", func(c *Config) { c.Holder = "daemon" })
+		var wg sync.WaitGroup
+		for _, s := range []*Source{imap, graph} {
+			wg.Go(func() {
+				if _, err := s.TokenContext(t.Context()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		var rts []string
+		for _, c := range e.srv.Calls() {
+			rts = append(rts, c.RT)
+		}
+		if diff := cmp.Diff([]string{"rt-0", "rt-1"}, rts); diff != "" {
+			t.Errorf("refresh tokens used (-want +got):\n%s", diff)
+		}
+	})
+}
