@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLogout(t *testing.T) {
@@ -42,6 +43,16 @@ func TestLogout(t *testing.T) {
 		p := b.get("/common/oauth2/v2.0/logout?post_logout_redirect_uri=" + url.QueryEscape("https://evil.example/"))
 		if p.status != http.StatusOK || p.loc != nil || !strings.Contains(p.text(), "not registered") {
 			t.Errorf("got %d %v %s", p.status, p.loc, p.text())
+		}
+	})
+	t.Run("revoked sessions", func(t *testing.T) {
+		b := signedIn(t, w)
+		w.clock.Advance(time.Second)
+		if err := w.e.RevokeUserSessions("alice@contoso.com"); err != nil {
+			t.Fatal(err)
+		}
+		if p := b.get(authorizeURL("contoso.com")); p.formName() != "signin" {
+			t.Errorf("authorize after the sessions were revoked: %q", p.formName())
 		}
 	})
 	t.Run("v1 path and unknown tenant", func(t *testing.T) {

@@ -181,7 +181,7 @@ type flowCtx struct {
 // session is the signed-in state in the ESTSAUTH cookie.
 type session struct {
 	OID      string `json:"o"`
-	AuthTime int64  `json:"t"`
+	AuthTime int64  `json:"t"` // Unix nanoseconds
 	MFA      bool   `json:"m"` // MFA was done in this session
 }
 
@@ -213,7 +213,7 @@ func (e *Emulator) readSession(r *http.Request) *session {
 	if !e.unseal("session", c.Value, &s) {
 		return nil
 	}
-	if e.now().Sub(time.Unix(s.AuthTime, 0)) > sessionLifetime {
+	if e.now().Sub(time.Unix(0, s.AuthTime)) > sessionLifetime {
 		return nil
 	}
 	return &s
@@ -234,6 +234,17 @@ func (e *Emulator) userByOID(oid string) *User {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.model.userByOID(oid)
+}
+
+// sessionRevoked reports whether u's sessions issued at authTime were
+// revoked since (password change, "revoke sessions" in the admin API), as
+// Entra ends browser sessions then too. The core sets TokensValidFrom one
+// nanosecond after the revocation instant; a sign-in at that very instant
+// (a frozen test clock) counts as after it.
+func (e *Emulator) sessionRevoked(u *User, authTime int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return u.TokensValidFrom.After(time.Unix(0, authTime).Add(time.Nanosecond))
 }
 
 // mfaRequired reads u's MFA flag under the lock (the admin API flips it).

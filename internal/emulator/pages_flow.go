@@ -120,7 +120,7 @@ func (e *Emulator) authenticate(fr *flowRun) (*User, *outcome) {
 		if e.mfaRequired(u) {
 			return stop(e.mfaPage(fr, u))
 		}
-		fr.newSess = &session{OID: u.ObjectID, AuthTime: now.Unix()}
+		fr.newSess = &session{OID: u.ObjectID, AuthTime: now.UnixNano()}
 		return u, nil
 	case "mfa":
 		var pt pwToken
@@ -134,7 +134,7 @@ func (e *Emulator) authenticate(fr *flowRun) (*User, *outcome) {
 		if in.Action != "approve" {
 			return stop(e.errorPage(fr.r, aad(500121), fr.appName))
 		}
-		fr.newSess = &session{OID: u.ObjectID, AuthTime: now.Unix(), MFA: true}
+		fr.newSess = &session{OID: u.ObjectID, AuthTime: now.UnixNano(), MFA: true}
 		return u, nil
 	case "pick":
 		if in.Action == "other" {
@@ -147,7 +147,7 @@ func (e *Emulator) authenticate(fr *flowRun) (*User, *outcome) {
 		s = nil
 	}
 	if s != nil {
-		if u := e.userByOID(s.OID); u != nil {
+		if u := e.userByOID(s.OID); u != nil && !e.sessionRevoked(u, s.AuthTime) {
 			if _, err := e.FindUser(fr.ref, u.UPN); err == nil {
 				if err := e.CheckSignIn(u, true, ""); err != nil {
 					if fr.silent {
