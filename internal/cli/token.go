@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -118,7 +119,13 @@ func openAccounts(ctx context.Context, g *Globals) (*account.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return account.Open(ctx, cfg, account.Options{Logger: g.Logger})
+	opts := account.Options{Logger: g.Logger}
+	if g.Verbose == 0 {
+		// The refresh engine logs a refused refresh as a warning; the
+		// command reports the same error itself, once is enough.
+		opts.Source.Logger = slog.New(slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
+	return account.Open(ctx, cfg, opts)
 }
 
 // errorJSON is every field of a failure, for --json.
