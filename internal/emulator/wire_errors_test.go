@@ -395,7 +395,7 @@ func TestTokenErrors(t *testing.T) {
 			poll(w, appP, d)
 			return poll(w, appP, d)
 		}, want{400, "slow_down", 70021, ""}},
-		{"90014 devicecode without scope", func(w *wireEnv) reply {
+		{"900144 devicecode without scope", func(w *wireEnv) reply {
 			return w.post("/contoso.com/oauth2/v2.0/devicecode", form("client_id", appP))
 		}, want{400, "invalid_request", 900144, ""}},
 		// Request shape.
