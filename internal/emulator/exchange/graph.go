@@ -39,7 +39,17 @@ const (
 
 // GraphHandler returns the Graph mail API handler (paths start with
 // /v1.0/), for serving under httptest or another listener.
-func (s *Server) GraphHandler() http.Handler { return http.HandlerFunc(s.serveGraph) }
+// Paths under /_exchange/ are the admin API (admin.go).
+func (s *Server) GraphHandler() http.Handler {
+	admin := s.adminHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_exchange/") {
+			admin.ServeHTTP(w, r)
+			return
+		}
+		s.serveGraph(w, r)
+	})
+}
 
 // graphReq is one Graph request after authentication.
 type graphReq struct {
@@ -491,6 +501,22 @@ func (s *Server) graphList(g *graphReq, mb mailboxInfo, me bool, target, folderA
 		folder = f.WellKnown
 	}
 	q := g.r.URL.Query()
+	for k, v := range q {
+		switch k {
+		case "$top", "$skip", "$select":
+		case "$orderby":
+			// Only the default order is emulated.
+			if len(v) == 1 && strings.EqualFold(strings.Join(strings.Fields(v[0]), " "), "receivedDateTime desc") {
+				continue
+			}
+			fallthrough
+		default:
+			if strings.HasPrefix(k, "$") {
+				g.fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Query option '%s' is not supported by the emulator.", k))
+				return
+			}
+		}
+	}
 	top := defaultGraphPage
 	if v := q.Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)

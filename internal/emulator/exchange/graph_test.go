@@ -308,3 +308,56 @@ func TestGraphAppOnlyAndThrottle(t *testing.T) {
 		t.Errorf("bad MIME: %d %s", resp.StatusCode, b)
 	}
 }
+
+func TestAdminAPI(t *testing.T) {
+	e := newEnv(t)
+	adm := strings.TrimSuffix(e.xs.GraphURL, "/v1.0") + "/_exchange"
+	do := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, adm+path, strings.NewReader(body))
+		resp, err := e.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if st, b := do("POST", "/settings", `{"oauthbearer":true,"graph_throttle":3}`); st != 204 {
+		t.Fatalf("settings: %d %s", st, b)
+	}
+	if st, b := do("GET", "/settings", ""); st != 200 || b != `{"graph_throttle":3,"oauthbearer":true}` {
+		t.Errorf("settings: %d %s", st, b)
+	}
+	if !e.xs.OAuthBearer() {
+		t.Error("oauthbearer not switched on")
+	}
+	if st, b := do("POST", "/settings", `{"nope":1}`); st != 400 {
+		t.Errorf("unknown field: %d %s", st, b)
+	}
+	if st, b := do("POST", "/shared_mailboxes", `{"address":"help@contoso.com","full_access":["bob@contoso.com"]}`); st != 204 {
+		t.Fatalf("shared: %d %s", st, b)
+	}
+	if st, b := do("POST", "/deliver?mailbox=help@contoso.com", "From: x@example.org\r\nSubject: seeded\r\n\r\nhi\r\n"); st != 204 {
+		t.Fatalf("deliver: %d %s", st, b)
+	}
+	st, b := do("GET", "/messages?mailbox=help@contoso.com&folder=inbox", "")
+	var list []MessageSummary
+	if err := json.Unmarshal([]byte(b), &list); st != 200 || err != nil || len(list) != 1 || list[0].Subject != "seeded" || list[0].From != "x@example.org" {
+		t.Errorf("messages: %d %s", st, b)
+	}
+	if st, _ := do("GET", "/messages?mailbox=nobody@contoso.com", ""); st != 404 {
+		t.Errorf("unknown mailbox: %d", st)
+	}
+}
+
+func TestGraphUnsupportedQueryOptions(t *testing.T) {
+	e := newEnv(t)
+	tok := e.userToken(appPublic, alice, graphScope)
+	if r := e.graph("GET", "/me/messages?$orderby=receivedDateTime%20desc", tok, nil); r.status != 200 {
+		t.Errorf("default $orderby: %d %s", r.status, r.raw)
+	}
+	if r := e.graph("GET", "/me/messages?$filter=isRead%20eq%20false", tok, nil); r.status != 400 || r.errMsg() != "Query option '$filter' is not supported by the emulator." {
+		t.Errorf("$filter: %d %s", r.status, r.raw)
+	}
+}

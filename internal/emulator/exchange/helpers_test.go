@@ -80,7 +80,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = xs.Close() })
-	return &env{t: t, srv: srv, xs: xs, http: srv.HTTPClient(), logs: logs}
+	hc := srv.HTTPClient()
+	t.Cleanup(hc.CloseIdleConnections)
+	return &env{t: t, srv: srv, xs: xs, http: hc, logs: logs}
 }
 
 // postForm posts to the emulator's identity endpoints and decodes JSON.

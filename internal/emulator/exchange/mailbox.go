@@ -10,18 +10,18 @@ import (
 // (reference §5.2), users with SendAs may send as it, and apps reach it like
 // any mailbox (service principal + FullAccess).
 type SharedMailbox struct {
-	Address     string
-	DisplayName string
+	Address     string `json:"address"`
+	DisplayName string `json:"name,omitempty"`
 	// FullAccess lists the UPNs of users with FullAccess (Add-MailboxPermission -User).
 	// The mailbox lives in the tenant of the first of FullAccess and SendAs,
 	// so at least one user must be named.
-	FullAccess []string
+	FullAccess []string `json:"full_access,omitempty"`
 	// SendAs lists the UPNs of users allowed to send as it (Add-RecipientPermission).
-	SendAs []string
+	SendAs []string `json:"send_as,omitempty"`
 	// FullAccessApps lists client ids whose Exchange service principal has FullAccess.
-	FullAccessApps []string
+	FullAccessApps []string `json:"full_access_apps,omitempty"`
 	// SMTPAuth is the mailbox SMTP AUTH override: "", "enabled" or "disabled".
-	SMTPAuth string
+	SMTPAuth string `json:"smtp_auth,omitempty"`
 }
 
 // mailboxInfo is what the servers need to know about one mailbox, from the

@@ -1,0 +1,129 @@
+package exchange
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The admin API of the mail side, JSON under /_exchange/ on the Graph
+// listener, so that another process (the CLI's tests, a shell script) can
+// flip the same switches as the Go methods and look into mailboxes:
+//
+//	GET  /_exchange/settings                   {"oauthbearer":false,"graph_throttle":0}
+//	POST /_exchange/settings                   same fields, each optional
+//	POST /_exchange/shared_mailboxes           a SharedMailbox
+//	GET  /_exchange/messages?mailbox=&folder=  message summaries, newest first
+//	POST /_exchange/deliver?mailbox=           raw RFC 5322 body into INBOX
+//	GET  /_exchange/outbound                   mail sent outside the emulator
+
+// AdminSettings are the mail side's switches.
+type AdminSettings struct {
+	OAuthBearer   *bool `json:"oauthbearer,omitempty"`
+	GraphThrottle *int  `json:"graph_throttle,omitempty"` // Retry-After seconds; 0 = off
+}
+
+// MessageSummary is one message as the admin API lists it.
+type MessageSummary struct {
+	ID       string    `json:"id"`
+	Folder   string    `json:"folder"`
+	Subject  string    `json:"subject"`
+	From     string    `json:"from"`
+	To       []string  `json:"to"`
+	Received time.Time `json:"received"`
+	Size     int       `json:"size"`
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_exchange/settings", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		ob, th := s.oauthBearer, s.graphThrottle
+		s.mu.Unlock()
+		writeAdminJSON(w, http.StatusOK, map[string]any{"oauthbearer": ob, "graph_throttle": th})
+	})
+	mux.HandleFunc("POST /_exchange/settings", func(w http.ResponseWriter, r *http.Request) {
+		var in AdminSettings
+		if !readAdminJSON(w, r, &in) {
+			return
+		}
+		if in.OAuthBearer != nil {
+			s.SetOAuthBearer(*in.OAuthBearer)
+		}
+		if in.GraphThrottle != nil {
+			s.SetGraphThrottle(*in.GraphThrottle)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /_exchange/shared_mailboxes", func(w http.ResponseWriter, r *http.Request) {
+		var sm SharedMailbox
+		if !readAdminJSON(w, r, &sm) {
+			return
+		}
+		if err := s.AddSharedMailbox(sm); err != nil {
+			writeAdminJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /_exchange/messages", func(w http.ResponseWriter, r *http.Request) {
+		mb := r.URL.Query().Get("mailbox")
+		if _, ok := s.mailbox(mb); !ok {
+			writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "no mailbox " + mb})
+			return
+		}
+		out := []MessageSummary{}
+		for _, m := range s.Messages(mb, r.URL.Query().Get("folder")) {
+			var to []string
+			for _, a := range m.To {
+				to = append(to, a.Address)
+			}
+			out = append(out, MessageSummary{ID: m.ID, Folder: m.Folder, Subject: m.Subject, From: m.From.Address,
+				To: to, Received: m.Received, Size: len(m.Raw)})
+		}
+		writeAdminJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /_exchange/deliver", func(w http.ResponseWriter, r *http.Request) {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, maxSMTPMessage))
+		if err != nil {
+			writeAdminJSON(w, http.StatusBadRequest, map[string]string{"error": "read body"})
+			return
+		}
+		if err := s.Deliver(r.URL.Query().Get("mailbox"), raw); err != nil {
+			writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /_exchange/outbound", func(w http.ResponseWriter, r *http.Request) {
+		type out struct {
+			From string `json:"from"`
+			To   string `json:"to"`
+			Size int    `json:"size"`
+		}
+		list := []out{}
+		for _, m := range s.Outbound() {
+			list = append(list, out{m.From, m.To, len(m.Raw)})
+		}
+		writeAdminJSON(w, http.StatusOK, list)
+	})
+	return mux
+}
+
+func writeAdminJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func readAdminJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeAdminJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + strings.TrimPrefix(err.Error(), "json: ")})
+		return false
+	}
+	return true
+}
