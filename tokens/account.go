@@ -27,6 +27,7 @@ type ReloginError struct {
 	Command string // what the user should run, e.g. "mailoauth login work"
 }
 
+// Error says which account, why, and the command to run; never a token.
 func (e *ReloginError) Error() string {
 	msg := "account " + e.Account + " needs a new login"
 	if e.Reason != "" {

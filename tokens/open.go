@@ -141,6 +141,7 @@ type store struct {
 	id string
 }
 
+// String is the store's URL without its password, for logs.
 func (s *store) String() string { return s.id }
 
 func (s *store) Get(ctx context.Context, account string, kind Kind) (Record, error) {
