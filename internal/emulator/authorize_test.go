@@ -480,3 +480,25 @@ func TestSignInGo(t *testing.T) {
 		t.Errorf("redeem: %s", tok.raw)
 	}
 }
+
+// TestAuthorizeSeveralResources: /authorize may ask for several resources at
+// once; the consent page covers all, the code redeems for the first, and a
+// refresh token then gets the second without another consent.
+func TestAuthorizeSeveralResources(t *testing.T) {
+	w := newPagesEnv(t)
+	b := newBrowser(w)
+	p := b.signIn(b.get(authorizeURL("fabrikam.com", "scope", pgIMAP+" Mail.Send offline_access")), "frank@fabrikam.com", "frank-pw")
+	if !strings.Contains(p.text(), pgIMAP) || !strings.Contains(p.text(), "Mail.Send") {
+		t.Fatalf("consent page: %s", p.text())
+	}
+	q := wantRedirect(t, b.submit(p, "action", "accept"), "http://localhost/")
+	tok := w.redeem("fabrikam.com", q.Get("code"), redirLocal, pkceVerifier)
+	if at, _ := w.e.Lookup(tok.str("access_token")); at.Resource != ExchangeAppID {
+		t.Fatalf("first token is for %q: %s", at.Resource, tok.raw)
+	}
+	r := w.post(tokPath("fabrikam.com"), kv("grant_type", "refresh_token", "client_id", pgPublic,
+		"refresh_token", tok.str("refresh_token"), "scope", "Mail.Send"))
+	if at, _ := w.e.Lookup(r.str("access_token")); r.status != http.StatusOK || at.Resource != GraphAppID {
+		t.Errorf("refresh for Graph: %s", r.raw)
+	}
+}
