@@ -101,6 +101,16 @@ func (s *Server) imapRewriter() func(line []byte) ([]byte, bool) {
 		if i := bytes.Index(line, []byte(" OK ")); i > 0 && bytes.HasSuffix(line, []byte(" authentication successful\r\n")) {
 			return append(append([]byte(nil), line[:i]...), " OK AUTHENTICATE completed.\r\n"...), false
 		}
+		// go-imap's own AUTHENTICATE failures (bad base64, "*" cancel; a
+		// bad initial response surfaces as an internal error before login):
+		// Exchange answers all of them with its one generic reply.
+		for _, t := range []string{" BAD AUTHENTICATE cancelled\r\n", " BAD Malformed SASL response\r\n",
+			" NO [SERVERBUG] Internal server error\r\n"} {
+			if i := bytes.Index(line, []byte(" ")); i > 0 && string(line[i:]) == t {
+				s.log.Warn("exchange login refused", "protocol", "imap", "reason", "sasl response cancelled or not base64")
+				return append(append([]byte(nil), line[:i]...), " NO AUTHENTICATE failed.\r\n"...), true
+			}
+		}
 		return line, true
 	}
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"encoding/base64"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -27,6 +28,17 @@ func TestIMAPWire(t *testing.T) {
 	l.send("a0 AUTHENTICATE PLAIN")
 	l.expect("a0 NO AUTHENTICATE failed.")
 	l.send("a0 AUTHENTICATE OAUTHBEARER")
+	l.expect("a0 NO AUTHENTICATE failed.")
+	// Bad base64 and cancel get the same generic reply.
+	l.send("a0 AUTHENTICATE XOAUTH2 !!!")
+	l.expect("a0 NO AUTHENTICATE failed.")
+	l.send("a0 AUTHENTICATE XOAUTH2")
+	l.expect("+ ")
+	l.send("*")
+	l.expect("a0 NO AUTHENTICATE failed.")
+	l.send("a0 AUTHENTICATE XOAUTH2")
+	l.expect("+ ")
+	l.send("!!!")
 	l.expect("a0 NO AUTHENTICATE failed.")
 	// Two-step XOAUTH2 (no SASL-IR).
 	l.send("a1 AUTHENTICATE XOAUTH2")
@@ -332,4 +344,32 @@ func contains(lines []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestSMTPAppOnlySend sends as an app (SMTP.SendAsApp, service principal,
+// FullAccess on alice): From alice goes through, From bob is SendAsDenied.
+func TestSMTPAppOnlySend(t *testing.T) {
+	e := newEnv(t)
+	appTok := e.appToken(appDaemon, "daemon-secret", "https://outlook.office365.com/.default")
+	c, err := smtp.DialStartTLS(e.xs.SMTPAddr, e.tlsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(xoauth2Client{alice, appTok}); err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: alice@contoso.com\r\nTo: bob@contoso.com\r\nSubject: from the daemon\r\n\r\nhi\r\n"
+	if err := c.SendMail(alice, []string{bob}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	err = c.SendMail(bob, []string{alice}, strings.NewReader(strings.Replace(msg, "From: alice", "From: bob", 1)))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 554 || se.EnhancedCode != (smtp.EnhancedCode{5, 2, 252}) {
+		t.Fatalf("send as bob: %v", err)
+	}
+	got := e.xs.Messages(bob, "inbox")
+	if len(got) != 1 || got[0].Subject != "from the daemon" || got[0].From.Address != alice {
+		t.Fatalf("bob inbox: %+v", got)
+	}
 }
