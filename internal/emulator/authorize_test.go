@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -500,5 +501,37 @@ func TestAuthorizeSeveralResources(t *testing.T) {
 		"refresh_token", tok.str("refresh_token"), "scope", "Mail.Send"))
 	if at, _ := w.e.Lookup(r.str("access_token")); r.status != http.StatusOK || at.Resource != GraphAppID {
 		t.Errorf("refresh for Graph: %s", r.raw)
+	}
+}
+
+// TestAuthorizeOverTLS runs the pages on the HTTPS server, where the
+// cookies are Secure.
+func TestAuthorizeOverTLS(t *testing.T) {
+	sc, err := LoadScenario("testdata/authorize.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(ServerOptions{Options: Options{Scenario: sc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	client := srv.HTTPClient()
+	jar, _ := cookiejar.New(nil)
+	client.Jar = jar
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	b := &browser{t: t, client: client, base: srv.URL}
+	p := b.get(authorizeURL("contoso.com"))
+	for _, c := range p.header.Values("Set-Cookie") {
+		if !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") {
+			t.Errorf("cookie without Secure/HttpOnly over TLS: %s", c)
+		}
+	}
+	q := wantRedirect(t, b.signIn(p, "alice@contoso.com", "alice-pw"), "http://localhost/")
+	if q.Get("code") == "" {
+		t.Fatalf("got %v", q)
+	}
+	if p := b.get(authorizeURL("contoso.com", "prompt", "none")); p.query().Get("code") == "" {
+		t.Errorf("the session cookie did not come back over TLS: %v", p.query())
 	}
 }
