@@ -517,6 +517,7 @@ func TestAuthorizeOverTLS(t *testing.T) {
 	}
 	defer srv.Close()
 	client := srv.HTTPClient()
+	defer client.CloseIdleConnections()
 	jar, _ := cookiejar.New(nil)
 	client.Jar = jar
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
