@@ -160,12 +160,6 @@ func (m *Manager) Account(name string) (*Account, error) {
 		return nil, err
 	}
 	a := &Account{m: m, cfg: ac, sources: map[string]*tokens.Source{}}
-	a.hc = m.opts.HTTPClient
-	if a.hc == nil {
-		if a.hc, err = httpClient(ac.CAFile); err != nil {
-			return nil, fmt.Errorf("account %s: %w", name, err)
-		}
-	}
 	m.accounts[name] = a
 	return a, nil
 }
@@ -174,7 +168,12 @@ func (m *Manager) Account(name string) (*Account, error) {
 type Account struct {
 	m   *Manager
 	cfg *config.Account
-	hc  *http.Client
+
+	// The HTTP client is built on first use: loading the system roots
+	// costs ~10 ms, which the cached path of `mailoauth token` must not pay.
+	hcOnce sync.Once
+	hc     *http.Client
+	hcErr  error
 
 	mu      sync.Mutex
 	client  *oauth.Client // built on first use (discovery may need the network)
@@ -194,8 +193,29 @@ func (a *Account) Config() *config.Account { return a.cfg }
 func (a *Account) AppOnly() bool { return a.cfg.Flow == config.FlowClientCredentials }
 
 // HTTPClient trusts the system roots plus the account's ca_file; it is used
-// for the identity endpoints and Graph.
-func (a *Account) HTTPClient() *http.Client { return a.hc }
+// for the identity endpoints and Graph. If the ca_file cannot be read, the
+// client fails every request with that error.
+func (a *Account) HTTPClient() *http.Client {
+	hc, err := a.httpClient()
+	if err != nil {
+		return &http.Client{Transport: errTransport{err}}
+	}
+	return hc
+}
+
+func (a *Account) httpClient() (*http.Client, error) {
+	a.hcOnce.Do(func() {
+		if a.hc = a.m.opts.HTTPClient; a.hc == nil {
+			a.hc, a.hcErr = httpClient(a.cfg.CAFile)
+		}
+	})
+	return a.hc, a.hcErr
+}
+
+// errTransport fails every request with err.
+type errTransport struct{ err error }
+
+func (t errTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, t.err }
 
 // Email is the mailbox used as SASL user and Graph user: the config's email,
 // else the one the identity provider named at login (preferred_username or
@@ -261,24 +281,25 @@ func (a *Account) Client(ctx context.Context) (*oauth.Client, error) {
 
 func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
 	ac := a.cfg
-	var (
-		p   *provider.Provider
-		err error
-	)
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	var p *provider.Provider
 	switch ac.Provider {
 	case config.Microsoft:
 		p, err = provider.Microsoft(provider.MicrosoftOptions{Tenant: ac.Tenant, Cloud: ac.Cloud, Authority: ac.Authority})
 	case config.Google:
 		p = provider.Google()
 	case config.OIDC:
-		p, err = provider.Discover(ctx, a.hc, ac.Issuer)
+		p, err = provider.Discover(ctx, hc, ac.Issuer)
 	default:
 		err = fmt.Errorf("unknown provider %q", ac.Provider)
 	}
 	if err != nil {
 		return nil, err
 	}
-	c := &oauth.Client{HTTP: a.hc, Provider: p, ClientID: ac.ClientID, Now: a.m.opts.Now, Logger: a.m.log}
+	c := &oauth.Client{HTTP: hc, Provider: p, ClientID: ac.ClientID, Now: a.m.opts.Now, Logger: a.m.log}
 	switch {
 	case ac.Certificate != "":
 		data, err := os.ReadFile(ac.Certificate)

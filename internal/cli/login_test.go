@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +18,6 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
-	"github.com/mailoauth/mailoauth/internal/keyring"
 	"github.com/mailoauth/mailoauth/oauth"
 	"github.com/mailoauth/mailoauth/tokens"
 )
@@ -24,7 +25,7 @@ import (
 // emuEnv is the Microsoft emulator started in-process with a config whose
 // accounts point at it (authority + ca_file), as a user would write it.
 type emuEnv struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *emulator.Server
 	demo emulator.DemoValues
 	dir  string
@@ -79,9 +80,8 @@ authority = "{url}"
 ca_file = "ca.pem"
 `
 
-func newEmuEnv(t *testing.T) *emuEnv {
+func newEmuEnv(t testing.TB) *emuEnv {
 	t.Helper()
-	keyring.MockInit() // the store key lives in an in-memory keyring
 	srv, err := emulator.Start(emulator.ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +96,11 @@ func newEmuEnv(t *testing.T) *emuEnv {
 			t.Fatal(err)
 		}
 	}
+	// The store key in a key file beside the store, as on a host without a
+	// keyring, so child processes (the benchmark's binary) find it too.
+	key := make([]byte, tokens.KeySize)
+	rand.Read(key)
+	write("tokens.db.key", []byte(base64.StdEncoding.EncodeToString(key)))
 	write("ca.pem", srv.CAPEM())
 	certPEM, keyPEM, err := srv.AppCertificate(e.demo.ConfidentialID)
 	if err != nil {
