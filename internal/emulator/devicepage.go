@@ -54,6 +54,9 @@ func (e *Emulator) deviceFlow(r *http.Request, fc flowCtx, ctx string, in stepIn
 	fr := &flowRun{r: r, ref: info.Ref, fc: fc, ctx: e.sealFlow(fc, ctx), action: "/devicelogin", appName: info.App.Name,
 		tenantName: e.tenantLabel(info.Ref), in: in, sess: sess}
 	return e.runFlow(fr, func(u *User) outcome {
+		if len(e.MissingConsent(u.Tenant, info.App, u, info.Scopes)) > 0 && !e.isTenantAdmin(u) && e.userConsentDisabled(u.Tenant) {
+			return e.errorPage(r, aad(90094, info.App.Name), info.App.Name)
+		}
 		if in.Step == "confirm" {
 			d := e.flowPage(fr, "Sign in")
 			d.Ctx = ""

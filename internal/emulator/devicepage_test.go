@@ -117,6 +117,15 @@ func TestDevicePageErrors(t *testing.T) {
 			t.Fatalf("got %s", p.text())
 		}
 	})
+	t.Run("users may not consent", func(t *testing.T) {
+		_, uc, _ := startDevice(t, w, "fabrikam.com")
+		if err := w.e.UpdateTenant(TenantUpdate{Tenant: pgFabrikam, UserConsentDisabled: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = w.e.UpdateTenant(TenantUpdate{Tenant: pgFabrikam, UserConsentDisabled: ptr(false)}) }()
+		b := newBrowser(w)
+		wantErrorPage(t, b.signIn(b.submit(b.get("/devicelogin"), "otc", uc), "frank@fabrikam.com", "frank-pw"), "AADSTS90094")
+	})
 	t.Run("blocked user", func(t *testing.T) {
 		_, uc, _ := startDevice(t, w, "contoso.com")
 		b := newBrowser(w)
