@@ -1,11 +1,14 @@
 package exchange
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -372,4 +375,72 @@ func TestSMTPAppOnlySend(t *testing.T) {
 	if len(got) != 1 || got[0].Subject != "from the daemon" || got[0].From.Address != alice {
 		t.Fatalf("bob inbox: %+v", got)
 	}
+}
+
+// TestConcurrentDelivery sends over SMTP and Graph in parallel while POP3
+// and the store are read, for the race detector and the reconcile logic.
+func TestConcurrentDelivery(t *testing.T) {
+	e := newEnv(t)
+	exo := e.userToken(appPublic, alice, exoScopes)
+	g := e.userToken(appPublic, alice, graphScope)
+	bobTok := e.userToken(appPublic, bob, exoScopes)
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for w := range 3 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			c, err := smtp.DialStartTLS(e.xs.SMTPAddr, e.tlsConfig())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := c.Auth(xoauth2Client{alice, exo}); err != nil {
+				errs <- err
+				return
+			}
+			for i := range 4 {
+				msg := fmt.Sprintf("From: alice@contoso.com\r\nSubject: smtp %d/%d\r\n\r\nx\r\n", w, i)
+				if err := c.SendMail(alice, []string{bob}, strings.NewReader(msg)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				body, _ := json.Marshal(mailJSON(fmt.Sprintf("graph %d/%d", w, i), bob))
+				req, _ := http.NewRequest("POST", e.xs.GraphURL+"/me/sendMail", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+g)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := e.http.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 202 {
+					errs <- fmt.Errorf("sendMail: %d", resp.StatusCode)
+					return
+				}
+				_ = e.xs.Messages(bob, "inbox")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := len(e.xs.Messages(bob, "inbox")); n != 24 {
+		t.Fatalf("bob inbox: %d, want 24", n)
+	}
+	p := e.dialTLS(e.xs.POP3Addr)
+	p.read()
+	p.send("AUTH XOAUTH2 " + xoauth2(bob, bobTok))
+	p.expect(popOK)
+	p.send("STAT")
+	p.expectPrefix("+OK 24 ")
 }

@@ -151,7 +151,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 			ss.grant.Mailbox, addr)}
 	}
 	now := ss.s.em.Now()
-	if !bytes.Contains(headerOf(raw), []byte("\nMessage-ID:")) && !bytes.HasPrefix(raw, []byte("Message-ID:")) {
+	if !bytes.Contains(bytes.ToLower(headerOf(raw)), []byte("\nmessage-id:")) {
 		raw = append([]byte(fmt.Sprintf("Message-ID: <%s@%s.prod.outlook.com>\r\n", derivedID("msg", fmt.Sprint(now.UnixNano()), ss.grant.Mailbox), ss.s.hostname)), raw...)
 	}
 	received := fmt.Sprintf("Received: from emulator (%s) by %s.prod.outlook.com with Microsoft SMTP Server; %s\r\n",

@@ -149,11 +149,9 @@ func (st *mailStore) add(addr, folder string, raw []byte, received time.Time, re
 // after reconciling deletions made over IMAP.
 func (st *mailStore) list(addr, folder string) []*Message {
 	st.mu.Lock()
-	b := st.boxLocked(addr)
-	st.mu.Unlock()
-	st.reconcile(b)
-	st.mu.Lock()
 	defer st.mu.Unlock()
+	b := st.boxLocked(addr)
+	st.reconcileLocked(b)
 	var out []*Message
 	for name, msgs := range b.msgs {
 		if folder == "" || name == folder {
@@ -172,11 +170,9 @@ func (st *mailStore) list(addr, folder string) []*Message {
 // inbox returns addr's INBOX in arrival order (the POP3 maildrop).
 func (st *mailStore) inbox(addr string) []*Message {
 	st.mu.Lock()
-	b := st.boxLocked(addr)
-	st.mu.Unlock()
-	st.reconcile(b)
-	st.mu.Lock()
 	defer st.mu.Unlock()
+	b := st.boxLocked(addr)
+	st.reconcileLocked(b)
 	return append([]*Message(nil), b.msgs["inbox"]...)
 }
 
@@ -212,10 +208,13 @@ func (st *mailStore) remove(addr string, del []*Message) {
 	}
 }
 
-// reconcile drops messages that were expunged or moved away over IMAP, so
-// POP3 and Graph see what IMAP clients did. (Messages appended or copied
-// over IMAP are not mirrored back; see the package doc.)
-func (st *mailStore) reconcile(b *storeBox) {
+// reconcileLocked drops messages that were expunged or moved away over
+// IMAP, so POP3 and Graph see what IMAP clients did. (Messages appended or
+// copied over IMAP are not mirrored back; see the package doc.) It runs
+// under st.mu so that no delivery lands between the IMAP search and the
+// pruning; the IMAP backend never calls back into the store, so the lock
+// order st.mu → backend mailbox lock is safe.
+func (st *mailStore) reconcileLocked(b *storeBox) {
 	present := map[string]map[imap.UID]bool{}
 	for _, f := range Folders {
 		sess := imapmemserver.NewUserSession(b.imap)
@@ -237,8 +236,6 @@ func (st *mailStore) reconcile(b *storeBox) {
 		}
 		present[f.WellKnown] = set
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	for f, msgs := range b.msgs {
 		set, ok := present[f]
 		if !ok {
