@@ -80,7 +80,8 @@ func runConsent(ctx context.Context, o *ConsentOptions) error {
 		}
 		fmt.Fprintln(g.Out, u)
 		fmt.Fprintf(g.ErrOut, "Send this URL to a Global Administrator (or Cloud Application Administrator) of tenant %s.\n"+
-			"It ends on %s, which needs no listener: the page shows whether consent was granted.\n", a.Config().Tenant, a.Config().RedirectURI)
+			"The browser then lands on %s (an error page when nothing listens there):\n"+
+			"its address bar shows admin_consent=True and the tenant, or error and error_description.\n", a.Config().Tenant, a.Config().RedirectURI)
 		return nil
 	}
 	lo := &LoginOptions{G: g, NoBrowser: o.NoBrowser, Paste: o.Paste, Timeout: o.Timeout, Browser: o.Browser}
