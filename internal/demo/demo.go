@@ -27,6 +27,9 @@ type Options struct {
 	// Dir is where the emulator's CA, the config and the token store go;
 	// "" uses a temporary folder removed at the end.
 	Dir string
+	// Prepare, when set, runs once the emulator is up and before the
+	// steps: tests use it to change the scenario and watch a step fail.
+	Prepare func(*Env) error
 }
 
 // StepError is the step of the demo that failed, with the reason and what
@@ -53,13 +56,29 @@ const Steps = 7
 // app with client credentials and a certificate, printing each step to out
 // in plain words. It returns a *StepError for the first step that fails.
 func Run(ctx context.Context, out io.Writer, opts Options) error {
+	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	err := run(ctx, p, opts)
+	var se *StepError
+	if errors.As(err, &se) {
+		p("")
+		if se.Step == 0 {
+			p("FAILED before the first step (%s): %v", se.Title, se.Err)
+		} else {
+			p("FAILED at step %d (%s): %v", se.Step, se.Title, se.Err)
+		}
+		if se.Hint != "" {
+			p("  hint: %s", se.Hint)
+		}
+	}
+	return err
+}
+
+func run(ctx context.Context, p func(string, ...any), opts Options) error {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	started := time.Now()
-	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-
 	p("mailoauth demo: everything below runs offline, on 127.0.0.1, against mailoauth's emulator of")
 	p("Microsoft's identity platform and Exchange Online. Nothing touches your own config or tokens.")
 	p("")
@@ -72,9 +91,13 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	for _, s := range env.Emulator.Services() {
 		p("  %-9s %s", s.Name, s.URL)
 	}
-	p("Temporary config: %s", env.ConfigFile)
+	p("Demo config: %s", env.ConfigFile)
 	p("")
-
+	if opts.Prepare != nil {
+		if err := opts.Prepare(env); err != nil {
+			return &StepError{Step: 0, Title: "prepare the emulator", Err: err}
+		}
+	}
 	m, err := env.Open(ctx, log)
 	if err != nil {
 		return &StepError{Step: 0, Title: "open the token store", Err: err}
@@ -82,14 +105,6 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	defer m.Close()
 	d := &runner{ctx: ctx, env: env, m: m, p: p, log: log, nonce: nonce()}
 	if err := d.run(); err != nil {
-		var se *StepError
-		if errors.As(err, &se) {
-			p("")
-			p("FAILED at step %d (%s): %v", se.Step, se.Title, se.Err)
-			if se.Hint != "" {
-				p("  hint: %s", se.Hint)
-			}
-		}
 		return err
 	}
 	p("")

@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/mailoauth/mailoauth/internal/config"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/internal/emulator/exchange"
+	"github.com/mailoauth/mailoauth/oauth"
 	"github.com/mailoauth/mailoauth/tokens"
 )
 
@@ -76,6 +78,8 @@ func StartEnv(opts EnvOptions) (env *Env, err error) {
 			return nil, fmt.Errorf("demo folder: %w", err)
 		}
 		env.Dir, env.removeDir = d, true
+	} else if err := os.MkdirAll(env.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("demo folder: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -125,7 +129,18 @@ func StartEnv(opts EnvOptions) (env *Env, err error) {
 	// the demo nor a CLI run on this config ever touches the OS keyring.
 	key := make([]byte, 32)
 	rand.Read(key)
-	if err := os.WriteFile(filepath.Join(env.Dir, "state", "tokens.db.key"), []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+	// O_EXCL: a --dir kept from an earlier run keeps its key and store.
+	kf, err := os.OpenFile(filepath.Join(env.Dir, "state", "tokens.db.key"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		_, err = kf.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+		if cerr := kf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return env, fmt.Errorf("write the store key: %w", err)
+		}
+	case !errors.Is(err, fs.ErrExist):
 		return env, fmt.Errorf("write the store key: %w", err)
 	}
 	env.ConfigFile = filepath.Join(env.Dir, "config.toml")
@@ -142,6 +157,9 @@ func StartEnv(opts EnvOptions) (env *Env, err error) {
 // Open opens the accounts of the demo config (its store, keyed by the key
 // file StartEnv wrote).
 func (env *Env) Open(ctx context.Context, log *slog.Logger) (*account.Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return account.Open(ctx, env.Config, account.Options{Logger: log, StoreOptions: &tokens.Options{NoKeyring: true, Logger: log}})
 }
 
@@ -196,4 +214,24 @@ func (env *Env) Close() error {
 		errs = append(errs, os.RemoveAll(env.Dir))
 	}
 	return errors.Join(errs...)
+}
+
+// SignIn logs an account of the demo config in and stores its tokens, as
+// `mailoauth login NAME` would: the user's device code is approved through
+// the emulator's admin API; the app uses its certificate.
+func (env *Env) SignIn(ctx context.Context, name string) error {
+	m, err := env.Open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	a, err := m.Account(name)
+	if err != nil {
+		return err
+	}
+	var approveErr error
+	_, err = a.Login(ctx, account.LoginUI{Device: func(p oauth.DevicePrompt) {
+		approveErr = env.Emulator.ApproveDeviceCodeAs(p.UserCode, env.User)
+	}})
+	return errors.Join(approveErr, err)
 }
