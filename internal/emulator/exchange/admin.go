@@ -10,20 +10,13 @@ import (
 
 // The admin API of the mail side, JSON under /_exchange/ on the Graph
 // listener, so that another process (the CLI's tests, a shell script) can
-// flip the same switches as the Go methods and look into mailboxes:
+// look into mailboxes and seed them. The switches (oauthbearer,
+// graph_throttle, SMTP AUTH, delegates, service principals) are the
+// emulator core's, under /_emulator/ on the identity listener.
 //
-//	GET  /_exchange/settings                   {"oauthbearer":false,"graph_throttle":0}
-//	POST /_exchange/settings                   same fields, each optional
-//	POST /_exchange/shared_mailboxes           a SharedMailbox
 //	GET  /_exchange/messages?mailbox=&folder=  message summaries, newest first
 //	POST /_exchange/deliver?mailbox=           raw RFC 5322 body into INBOX
 //	GET  /_exchange/outbound                   mail sent outside the emulator
-
-// AdminSettings are the mail side's switches.
-type AdminSettings struct {
-	OAuthBearer   *bool `json:"oauthbearer,omitempty"`
-	GraphThrottle *int  `json:"graph_throttle,omitempty"` // Retry-After seconds; 0 = off
-}
 
 // MessageSummary is one message as the admin API lists it.
 type MessageSummary struct {
@@ -38,36 +31,6 @@ type MessageSummary struct {
 
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_exchange/settings", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		ob, th := s.oauthBearer, s.graphThrottle
-		s.mu.Unlock()
-		writeAdminJSON(w, http.StatusOK, map[string]any{"oauthbearer": ob, "graph_throttle": th})
-	})
-	mux.HandleFunc("POST /_exchange/settings", func(w http.ResponseWriter, r *http.Request) {
-		var in AdminSettings
-		if !readAdminJSON(w, r, &in) {
-			return
-		}
-		if in.OAuthBearer != nil {
-			s.SetOAuthBearer(*in.OAuthBearer)
-		}
-		if in.GraphThrottle != nil {
-			s.SetGraphThrottle(*in.GraphThrottle)
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("POST /_exchange/shared_mailboxes", func(w http.ResponseWriter, r *http.Request) {
-		var sm SharedMailbox
-		if !readAdminJSON(w, r, &sm) {
-			return
-		}
-		if err := s.AddSharedMailbox(sm); err != nil {
-			writeAdminJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
 	mux.HandleFunc("GET /_exchange/messages", func(w http.ResponseWriter, r *http.Request) {
 		mb := r.URL.Query().Get("mailbox")
 		if _, ok := s.mailbox(mb); !ok {

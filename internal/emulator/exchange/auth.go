@@ -194,9 +194,12 @@ func (s *Server) authorize(p Protocol, user, token string) (Grant, *authFailure)
 		if !at.HasScope(p.scope()) {
 			return Grant{}, fail("user token lacks scope %s (scopes %v)", p.scope(), at.Scopes)
 		}
-		if !strings.EqualFold(at.UPN, mb.Address) && !mb.userFullAccess(at.UPN) {
+		if !mb.userFullAccess(at.UPN) {
 			return Grant{}, fail("user %s has no FullAccess on mailbox %s", at.UPN, mb.Address)
 		}
+	}
+	if !mb.protocolEnabled(p) {
+		return Grant{}, fail("%s is disabled for mailbox %s (Set-CASMailbox)", strings.ToUpper(p.String()), mb.Address)
 	}
 	if p == SMTP && !mb.SMTPAuth {
 		f := fail("SMTP AUTH is disabled for the %s of %s", mb.smtpDisabledBy(), mb.Address)

@@ -3,6 +3,8 @@ package exchange
 import (
 	"strings"
 	"testing"
+
+	"github.com/mailoauth/mailoauth/internal/emulator"
 )
 
 // Exact replies of the three servers (reference §5.2).
@@ -157,6 +159,11 @@ func TestSMTPAuthDisabled(t *testing.T) {
 	if got := e.smtpAuth(xoauth2(bob, bobTok)); got != smtpNoBox {
 		t.Errorf("mailbox off: got %q", got)
 	}
+	// Both off: the mailbox setting wins, so the reply names the Mailbox.
+	set("frank@fabrikam.com", "disabled")
+	if got := e.smtpAuth(xoauth2("frank@fabrikam.com", frank)); got != smtpNoBox {
+		t.Errorf("mailbox and tenant off: got %q", got)
+	}
 	// A bad token still gets the generic 5.7.3 even where SMTP AUTH is off.
 	if got := e.smtpAuth(xoauth2(bob, "EwBbogus")); got != smtp535 {
 		t.Errorf("bad token, mailbox off: got %q", got)
@@ -165,10 +172,7 @@ func TestSMTPAuthDisabled(t *testing.T) {
 	if got := e.smtpAuth(xoauth2(bob, bobTok)); got != smtpOK {
 		t.Errorf("mailbox follows tenant again: got %q", got)
 	}
-	// Shared mailbox override.
-	if err := e.xs.AddSharedMailbox(SharedMailbox{Address: "noreply@contoso.com", FullAccess: []string{bob}, SMTPAuth: "disabled"}); err != nil {
-		t.Fatal(err)
-	}
+	// Shared mailbox override (scenario: smtp_auth = "disabled").
 	if got := e.smtpAuth(xoauth2("noreply@contoso.com", bobTok)); got != smtpNoBox {
 		t.Errorf("shared mailbox off: got %q", got)
 	}
@@ -216,5 +220,50 @@ func TestParseOAuthBearer(t *testing.T) {
 		if _, err := ParseOAuthBearer([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// TestMailboxPermissionsAtRuntime changes delegates and IMAP/POP switches
+// through the core's admin API and checks the servers follow at once.
+func TestMailboxPermissionsAtRuntime(t *testing.T) {
+	e := newEnv(t)
+	bobTok := e.userToken(appPublic, bob, exoScopes)
+	if got := e.imapAuth(xoauth2(alice, bobTok)); got != imapNO {
+		t.Fatalf("before FullAccess: %q", got)
+	}
+	yes, no := true, false
+	change := func(c emulator.ExchangeChange) {
+		t.Helper()
+		c.Tenant = tenant
+		if err := e.srv.ChangeExchange(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change(emulator.ExchangeChange{User: bob, Mailbox: alice, FullAccess: &yes})
+	if got := e.imapAuth(xoauth2(alice, bobTok)); got != imapOK {
+		t.Errorf("with FullAccess: %q", got)
+	}
+	change(emulator.ExchangeChange{Mailbox: alice, IMAPEnabled: &no})
+	if got := e.imapAuth(xoauth2(alice, bobTok)); got != imapNO {
+		t.Errorf("IMAP disabled: %q", got)
+	}
+	if got := e.popAuth(xoauth2(alice, bobTok)); got != popOK {
+		t.Errorf("POP still enabled: %q", got)
+	}
+	change(emulator.ExchangeChange{Mailbox: alice, POPEnabled: &no})
+	if got := e.popAuth(xoauth2(alice, bobTok)); got != popERR {
+		t.Errorf("POP disabled: %q", got)
+	}
+	if !strings.Contains(e.logs.String(), "POP3 is disabled for mailbox alice@contoso.com") {
+		t.Error("log lacks the disabled-protocol reason")
+	}
+	// App-only: removing the service principal locks the daemon out.
+	appTok := e.appToken(appDaemon, "daemon-secret", "https://outlook.office365.com/.default")
+	if got := e.smtpAuth(xoauth2(alice, appTok)); got != smtpOK {
+		t.Fatalf("app before: %q", got)
+	}
+	change(emulator.ExchangeChange{ClientID: appDaemon, ServicePrincipal: &no})
+	if got := e.smtpAuth(xoauth2(alice, appTok)); got != smtp535 {
+		t.Errorf("app without service principal: %q", got)
 	}
 }

@@ -52,11 +52,11 @@ type Options struct {
 	// (tests, tools without TLS); "" means none.
 	PlainIMAPAddr string
 	PlainPOP3Addr string
-	// OAuthBearer makes IMAP, POP3 and SMTP advertise and accept
-	// OAUTHBEARER too (Gmail-like); Exchange offers XOAUTH2 only.
+	// OAuthBearer switches the emulator's oauthbearer setting on at start:
+	// IMAP, POP3 and SMTP then advertise and accept OAUTHBEARER too
+	// (Gmail-like); Exchange offers XOAUTH2 only. The scenario's
+	// [settings] oauthbearer and the admin API flip the same setting.
 	OAuthBearer bool
-	// SharedMailboxes to create (until the scenario file can declare them).
-	SharedMailboxes []SharedMailbox
 	// Hostname is the server name shown in greetings and replies (default
 	// a made-up Exchange front-end name).
 	Hostname string
@@ -81,9 +81,6 @@ type Server struct {
 	tls      *tls.Config
 
 	mu             sync.Mutex
-	shared         map[string]SharedMailbox
-	oauthBearer    bool
-	graphThrottle  int // Retry-After seconds; 0 = off
 	outbound       []OutboundMessage
 	imapSrv        *imapserver.Server
 	smtpSrv        *smtp.Server
@@ -132,17 +129,15 @@ func StartWith(e *emulator.Emulator, tlsConfig *tls.Config, opts Options) (*Serv
 		return nil, errors.New("start exchange: a TLS configuration is required")
 	}
 	s := &Server{em: e, log: opts.Logger, hostname: opts.Hostname, store: newMailStore(), tls: tlsConfig,
-		shared: map[string]SharedMailbox{}, oauthBearer: opts.OAuthBearer, acceptedConns: map[net.Conn]bool{}}
+		acceptedConns: map[net.Conn]bool{}}
 	if s.log == nil {
 		s.log = e.Logger()
 	}
 	if s.hostname == "" {
 		s.hostname = "EMU0P01MB0001"
 	}
-	for _, sm := range opts.SharedMailboxes {
-		if err := s.AddSharedMailbox(sm); err != nil {
-			return nil, err
-		}
+	if opts.OAuthBearer {
+		s.SetOAuthBearer(true)
 	}
 	ok := false
 	defer func() {
@@ -332,49 +327,26 @@ func (s *Server) serverID() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// OAuthBearer reports whether OAUTHBEARER is offered.
-func (s *Server) OAuthBearer() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.oauthBearer
-}
+// OAuthBearer reports whether OAUTHBEARER is offered (the emulator's
+// oauthbearer setting).
+func (s *Server) OAuthBearer() bool { return s.em.Settings().OAuthBearer }
 
-// SetOAuthBearer switches OAUTHBEARER on or off (Gmail-like tests).
+// SetOAuthBearer switches OAUTHBEARER on or off (Gmail-like tests); it
+// changes the emulator's oauthbearer setting.
 func (s *Server) SetOAuthBearer(on bool) {
-	s.mu.Lock()
-	s.oauthBearer = on
-	s.mu.Unlock()
+	_ = s.em.UpdateSettings(func(st *emulator.Settings) { st.OAuthBearer = on })
 }
 
 // SetGraphThrottle makes every Graph request get 429 with this
-// Retry-After (seconds); 0 switches throttling off.
+// Retry-After (seconds); 0 switches throttling off. It changes the
+// emulator's graph_throttle and graph_retry_after settings.
 func (s *Server) SetGraphThrottle(retryAfter int) {
-	s.mu.Lock()
-	s.graphThrottle = retryAfter
-	s.mu.Unlock()
-}
-
-// AddSharedMailbox creates (or replaces) a shared mailbox.
-func (s *Server) AddSharedMailbox(sm SharedMailbox) error {
-	if !strings.Contains(sm.Address, "@") {
-		return fmt.Errorf("shared mailbox %q: address is not an email address", sm.Address)
-	}
-	anchor := sharedAnchor(sm)
-	if _, ok := s.em.Mailbox(anchor); !ok {
-		return fmt.Errorf("shared mailbox %s: name at least one existing user in FullAccess or SendAs (its tenant is theirs)", sm.Address)
-	}
-	if _, ok := s.em.Mailbox(sm.Address); ok {
-		return fmt.Errorf("shared mailbox %s: a user has this address", sm.Address)
-	}
-	switch sm.SMTPAuth {
-	case "", "enabled", "disabled":
-	default:
-		return fmt.Errorf("shared mailbox %s: smtp_auth must be \"\", \"enabled\" or \"disabled\"", sm.Address)
-	}
-	s.mu.Lock()
-	s.shared[strings.ToLower(sm.Address)] = sm
-	s.mu.Unlock()
-	return nil
+	_ = s.em.UpdateSettings(func(st *emulator.Settings) {
+		st.GraphThrottle = retryAfter > 0
+		if retryAfter > 0 {
+			st.GraphRetryAfter = retryAfter
+		}
+	})
 }
 
 // Messages returns the messages of a mailbox's folder (Graph well-known

@@ -139,11 +139,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	if !s.graphAuth(g) {
 		return
 	}
-	s.mu.Lock()
-	throttle := s.graphThrottle
-	s.mu.Unlock()
-	if throttle > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(throttle))
+	if st := s.em.Settings(); st.GraphThrottle {
+		w.Header().Set("Retry-After", strconv.Itoa(st.GraphRetryAfter))
 		g.fail(http.StatusTooManyRequests, "ApplicationThrottled", msgThrottled)
 		return
 	}
@@ -203,8 +200,10 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 // token may use, writing the Graph error when it cannot.
 func (s *Server) graphMailbox(g *graphReq, id string) (mailboxInfo, bool) {
 	id, _ = url.PathUnescape(id)
-	if guidRE.MatchString(id) && strings.EqualFold(id, g.at.UserOID) {
-		id = g.at.UPN
+	if guidRE.MatchString(id) {
+		if mi, ok := s.em.MailboxByID(id); ok {
+			id = mi.UPN
+		}
 	}
 	if mi, ok := s.em.Mailbox(id); ok && !mi.HasMailbox {
 		s.log.Warn("graph request refused", "user", id, "reason", "user has no Exchange Online mailbox")
@@ -356,7 +355,7 @@ type graphError struct {
 // buildMIME turns a Graph Message into the MIME message Exchange would
 // send, returning the envelope recipients and the Bcc list.
 func (s *Server) buildMIME(g *graphReq, mb mailboxInfo, m *graphMessage) ([]byte, []string, []Address, *graphError) {
-	from := Address{Name: mb.DisplayName, Address: mb.Address}
+	from := Address{Name: mb.displayName(), Address: mb.Address}
 	if m.From != nil && m.From.EmailAddress.Address != "" && !strings.EqualFold(m.From.EmailAddress.Address, mb.Address) {
 		fa := m.From.EmailAddress.Address
 		allowed := !g.at.AppOnly() && s.maySendAs(Grant{Mailbox: mb.Address, Identity: g.at.UPN}, fa)

@@ -323,21 +323,6 @@ func TestAdminAPI(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, strings.TrimSpace(string(b))
 	}
-	if st, b := do("POST", "/settings", `{"oauthbearer":true,"graph_throttle":3}`); st != 204 {
-		t.Fatalf("settings: %d %s", st, b)
-	}
-	if st, b := do("GET", "/settings", ""); st != 200 || b != `{"graph_throttle":3,"oauthbearer":true}` {
-		t.Errorf("settings: %d %s", st, b)
-	}
-	if !e.xs.OAuthBearer() {
-		t.Error("oauthbearer not switched on")
-	}
-	if st, b := do("POST", "/settings", `{"nope":1}`); st != 400 {
-		t.Errorf("unknown field: %d %s", st, b)
-	}
-	if st, b := do("POST", "/shared_mailboxes", `{"address":"help@contoso.com","full_access":["bob@contoso.com"]}`); st != 204 {
-		t.Fatalf("shared: %d %s", st, b)
-	}
 	if st, b := do("POST", "/deliver?mailbox=help@contoso.com", "From: x@example.org\r\nSubject: seeded\r\n\r\nhi\r\n"); st != 204 {
 		t.Fatalf("deliver: %d %s", st, b)
 	}

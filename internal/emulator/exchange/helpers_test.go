@@ -73,9 +73,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	xs, err := Start(srv, Options{PlainIMAPAddr: "127.0.0.1:0", PlainPOP3Addr: "127.0.0.1:0",
-		SharedMailboxes: []SharedMailbox{{Address: shared, DisplayName: "Sales", FullAccess: []string{alice},
-			SendAs: []string{alice}, FullAccessApps: []string{appDaemon}}}})
+	xs, err := Start(srv, Options{PlainIMAPAddr: "127.0.0.1:0", PlainPOP3Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,5 +255,5 @@ func newFuzzServer(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	return &Server{em: em, log: slog.New(slog.DiscardHandler), hostname: "EMU0P01MB0001", store: newMailStore(),
-		shared: map[string]SharedMailbox{}, acceptedConns: map[net.Conn]bool{}}
+		acceptedConns: map[net.Conn]bool{}}
 }
