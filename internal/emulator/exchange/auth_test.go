@@ -267,3 +267,19 @@ func TestMailboxPermissionsAtRuntime(t *testing.T) {
 		t.Errorf("app without service principal: %q", got)
 	}
 }
+
+// TestLongTokens checks that a real-size (several KB) token fits in one
+// AUTH line: the reply is the auth failure, not a line-length error.
+func TestLongTokens(t *testing.T) {
+	e := newEnv(t)
+	ir := xoauth2(alice, "EwB"+strings.Repeat("A", 6000))
+	if got := e.smtpAuth(ir); got != smtp535 {
+		t.Errorf("smtp: %q", got)
+	}
+	if got := e.imapAuth(ir); got != imapNO {
+		t.Errorf("imap: %q", got)
+	}
+	if got := e.popAuth(ir); got != popERR {
+		t.Errorf("pop3: %q", got)
+	}
+}

@@ -201,6 +201,9 @@ func StartWith(e *emulator.Emulator, tlsConfig *tls.Config, opts Options) (*Serv
 	ss.TLSConfig = tlsConfig
 	ss.MaxMessageBytes = maxSMTPMessage
 	ss.MaxRecipients = 500
+	// RFC 4954 lets an AUTH line with its initial response reach 12288
+	// octets; real Microsoft tokens are several KB.
+	ss.MaxLineLength = 12288
 	ss.ReadTimeout = 10 * time.Minute
 	ss.WriteTimeout = time.Minute
 	ss.EnableSMTPUTF8 = true
