@@ -402,7 +402,9 @@ func (a *Account) resourceScopes(c *oauth.Client, key string) ([]string, error) 
 		}
 		return c.Provider.ExpandScopes([]string{preset}, provider.AppOnly)
 	}
-	for _, g := range c.Provider.SplitByResource(all) {
+	// The login's OIDC additions too, so a refreshed ID token still names
+	// the mailbox (servers send claims only for the scopes asked).
+	for _, g := range c.Provider.SplitByResource(a.loginScopes(c, all)) {
 		if keyOf(c.Provider, g.Resource) == key {
 			return g.Scopes, nil
 		}

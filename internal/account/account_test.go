@@ -86,6 +86,7 @@ func TestResourceScopes(t *testing.T) {
 [accounts.ms]
 client_id = "x"
 tenant = "contoso.com"
+email = "a@contoso.com"
 scopes = ["imap", "smtp", "graph-mail", "offline_access"]
 [accounts.usgov]
 client_id = "x"
@@ -111,11 +112,13 @@ client_secret = "env:NOPE"
 		{"ms", "imap", []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access"}, ""},
 		{"ms", "smtp", []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access"}, ""},
 		{"ms", "graph", []string{"https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send", "offline_access"}, ""},
-		{"usgov", "pop", []string{"https://outlook.office365.us/IMAP.AccessAsUser.All", "https://outlook.office365.us/SMTP.Send", "offline_access"}, ""},
+		// No email in the config: openid and profile ride along, so the ID
+		// token names the mailbox after every refresh too.
+		{"usgov", "pop", []string{"https://outlook.office365.us/IMAP.AccessAsUser.All", "https://outlook.office365.us/SMTP.Send", "offline_access", "openid", "profile"}, ""},
 		{"usgov", "graph", nil, "add graph-mail to scopes"},
 		{"app", "imap", []string{"https://outlook.office365.com/.default"}, ""},
 		{"app", "graph", []string{"https://graph.microsoft.com/.default"}, ""},
-		{"gmail", "smtp", []string{"https://mail.google.com/"}, ""},
+		{"gmail", "smtp", []string{"https://mail.google.com/", "openid", "email"}, ""},
 		{"gmail", "graph", nil, "only for Microsoft"},
 		{"ms", "carddav", nil, "unknown resource"},
 	}

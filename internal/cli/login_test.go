@@ -206,7 +206,7 @@ func (e *emuEnv) signIn(rawURL, user string, consentForOrg bool) string {
 	return res.RedirectURL
 }
 
-var urlLine = regexp.MustCompile(`(?m)^  (https://\S+)$`)
+var urlLine = regexp.MustCompile(`(?m)^  (https?://\S+)$`)
 
 // pasteSignIn returns stdin and a stderr watcher for a browser flow: when
 // the URL appears on stderr, it signs user in through the admin API and
