@@ -88,6 +88,9 @@ func runCheck(ctx context.Context, g *Globals, o *checkOptions) error {
 		results = append(results, checkResult{Protocol: p, OK: rep.OK(), Relogin: errors.Is(err, tokens.ErrReloginRequired), Report: rep})
 		if !g.JSON {
 			fmt.Fprint(g.Out, rep.String())
+			for _, m := range rep.Messages {
+				fmt.Fprintf(g.Out, "       message %s  %s  %s  %s\n", m.ID, m.Date.Format("2006-01-02 15:04"), m.From, m.Subject)
+			}
 		}
 	}
 	if g.JSON {
