@@ -93,6 +93,25 @@ func TestIMAPOAuthBearerSwitch(t *testing.T) {
 	if d := cmp.Diff([]string{"+OK", "TOP", "UIDL", "SASL XOAUTH2 OAUTHBEARER", "USER", "."}, p.readUntil(".")); d != "" {
 		t.Errorf("CAPA (-want +got):\n%s", d)
 	}
+	p.send("AUTH OAUTHBEARER " + ob(bob, tok))
+	p.expectPrefix("+ eyJ") // base64 of the JSON challenge
+	p.send("AQ==")
+	p.expect(popERR)
+	p.send("AUTH OAUTHBEARER " + ob(alice, tok))
+	p.expect(popOK)
+	// SMTP.
+	s := e.smtpTLS()
+	s.send("AUTH OAUTHBEARER " + ob(bob, tok))
+	s.expectPrefix("334 eyJ")
+	s.send("AQ==")
+	s.expect(smtp535)
+	s.send("AUTH OAUTHBEARER " + ob(alice, tok))
+	s.expect(smtpOK)
+	// Switched off again: not offered, refused.
+	e.xs.SetOAuthBearer(false)
+	s = e.smtpTLS()
+	s.send("AUTH OAUTHBEARER " + ob(alice, tok))
+	s.expect("504 5.7.4 Unrecognized authentication type")
 }
 
 func TestSMTPWire(t *testing.T) {
