@@ -235,7 +235,10 @@ func (pc *popConn) auth(cmd POPCommand) {
 		pc.reply("+ " + base64.StdEncoding.EncodeToString(chal))
 		line, err := pc.readLine()
 		if err != nil {
-			pc.reply(popTooLong)
+			if errors.Is(err, errLineTooLong) {
+				pc.reply(popTooLong)
+			}
+			_ = pc.c.Close() // the rest of an over-long line must not run as a command
 			return
 		}
 		if line == "*" {

@@ -341,6 +341,16 @@ func TestPOP3Wire(t *testing.T) {
 	p.expect(".")
 	p.send("NOOP")
 	p.expect("+OK")
+	// Line-length cap, also inside AUTH: the server answers and hangs up.
+	q := e.dial(e.xs.PlainPOP3Addr)
+	q.read()
+	q.send("AUTH XOAUTH2")
+	q.expect("+ ")
+	q.send(strings.Repeat("QUIT", maxPOPLine))
+	q.expect("-ERR Protocol error. Line too long.")
+	if _, err := q.r.ReadString('\n'); err == nil {
+		t.Error("connection still open after an over-long SASL line")
+	}
 	// Line-length cap: the server answers and hangs up.
 	p.send("NOOP " + strings.Repeat("x", maxPOPLine+10))
 	p.expect("-ERR Protocol error. Line too long.")
