@@ -100,6 +100,7 @@ func NewRootCmd(g *Globals) *cobra.Command {
 		newTokenCmd(g, nil),
 		newStatusCmd(g, nil),
 		newLogoutCmd(g, nil),
+		newServeCmd(g, nil),
 		newCheckCmd(g),
 		newSendCmd(g),
 		newDemoCmd(g),

@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mailoauth/mailoauth/internal/account"
+	"github.com/mailoauth/mailoauth/internal/config"
+	"github.com/mailoauth/mailoauth/oauth"
+	"github.com/mailoauth/mailoauth/tokens"
+)
+
+// Accounts is what the daemon needs from the configured accounts. It is
+// defined here, by its consumer, so the scheduler and the socket API can be
+// tested against a bare tokens.Source; FromManager adapts the CLI's
+// account.Manager.
+type Accounts interface {
+	// Names lists the configured accounts.
+	Names() []string
+	// Resources lists the resources of account that have a cached access
+	// token in the store: those the daemon keeps fresh. An account never
+	// logged in has none.
+	Resources(ctx context.Context, account string) ([]string, error)
+	// Token returns a valid access token for the resource of account
+	// (refreshing it when due) and when it is next due for a refresh (zero:
+	// never). A dead refresh token gives an error matching
+	// tokens.ErrReloginRequired; an unknown account one matching
+	// config.ErrNoAccount.
+	Token(ctx context.Context, account, resource string) (*oauth.Token, time.Time, error)
+	// User is the account's mailbox (the SASL user name), "" if unknown.
+	User(account string) string
+	// Status describes the account for GET /v1/status; no token in it.
+	Status(ctx context.Context, account string) (any, error)
+}
+
+// FromManager adapts an account.Manager: the daemon's accounts are the
+// config's, their tokens come from the manager's refresh engines (open it
+// with Options.Source.Notify = Daemon.Notify so refreshes reach the hooks
+// and metrics).
+//
+// A logout in another process deletes the account's records, but the
+// engines in this process still hold the last access token in memory; so
+// every token request first checks that the account's state record still
+// exists, and when it does not, the manager is replaced by a fresh one on
+// the same store (dropping every cached token) and the request fails with
+// "login needed".
+func FromManager(m *account.Manager, opts account.Options) Accounts {
+	opts.Store = m.Store()
+	return &managerAccounts{cfg: m.Config(), store: m.Store(), opts: opts, cur: m}
+}
+
+type managerAccounts struct {
+	cfg   *config.Config
+	store tokens.Store
+	opts  account.Options
+
+	mu  sync.Mutex
+	cur *account.Manager
+}
+
+func (ma *managerAccounts) manager() *account.Manager {
+	ma.mu.Lock()
+	defer ma.mu.Unlock()
+	return ma.cur
+}
+
+// reset drops every cached token by starting a new manager on the same
+// store. The old one's refreshes in flight finish on their own.
+func (ma *managerAccounts) reset(ctx context.Context) {
+	m, err := account.Open(ctx, ma.cfg, ma.opts)
+	if err != nil {
+		return // cannot happen with Options.Store set; keep the old one
+	}
+	ma.mu.Lock()
+	ma.cur = m
+	ma.mu.Unlock()
+}
+
+func (ma *managerAccounts) Names() []string { return ma.cfg.AccountNames() }
+
+// Resources are the store's access records of the account, named by the
+// account package's cache keys ("exchange", "graph", "mail").
+func (ma *managerAccounts) Resources(ctx context.Context, name string) ([]string, error) {
+	info, err := tokens.Inspect(ctx, ma.store, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for r := range info.Access {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// resourceFor maps a cache key back to a resource name account.Token takes.
+func resourceFor(r string) string {
+	if r == "mail" {
+		return "imap"
+	}
+	return r
+}
+
+func (ma *managerAccounts) Token(ctx context.Context, name, resource string) (*oauth.Token, time.Time, error) {
+	if _, err := ma.cfg.Account(name); err != nil {
+		return nil, time.Time{}, err
+	}
+	if _, err := ma.store.Get(ctx, name, tokens.KindState); errors.Is(err, tokens.ErrNotFound) {
+		ma.reset(ctx)
+		return nil, time.Time{}, &tokens.ReloginError{Account: name, Reason: "not logged in", Command: tokens.LoginCommand(name)}
+	} else if err != nil {
+		return nil, time.Time{}, err
+	}
+	a, err := ma.manager().Account(name)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	tok, err := a.Token(ctx, resourceFor(resource))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	// The engine's own schedule, when the account package exposes it.
+	if nr, ok := any(a).(interface{ NextRefresh(string) time.Time }); ok {
+		if t := nr.NextRefresh(resourceFor(resource)); !t.IsZero() {
+			return tok, t, nil
+		}
+	}
+	return tok, nextRefresh(tok, time.Now()), nil
+}
+
+// nextRefresh is when tok is due, as the refresh engine decides it without
+// its jitter: the server's refresh_in hint, else 5 minutes (the engine's
+// default margin) before expiry. The engine's own time is never later (its
+// jitter moves it earlier), so a token asked for at this time is refreshed.
+// Short-lived tokens are asked for again at half their remaining life.
+func nextRefresh(tok *oauth.Token, now time.Time) time.Time {
+	if tok.Expiry.IsZero() {
+		return time.Time{}
+	}
+	at := tok.RefreshAt
+	if at.IsZero() || !at.Before(tok.Expiry) {
+		at = tok.Expiry.Add(-5 * time.Minute)
+	}
+	if !at.After(now) {
+		at = now.Add(tok.Expiry.Sub(now) / 2)
+	}
+	return at
+}
+
+func (ma *managerAccounts) User(name string) string {
+	a, err := ma.manager().Account(name)
+	if err != nil {
+		return ""
+	}
+	return a.Email()
+}
+
+func (ma *managerAccounts) Status(ctx context.Context, name string) (any, error) {
+	a, err := ma.manager().Account(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", name, err)
+	}
+	return st, nil
+}

@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mailoauth/mailoauth/internal/config"
+	"github.com/mailoauth/mailoauth/oauth"
+	"github.com/mailoauth/mailoauth/tokens"
+)
+
+// ErrNoDaemon matches the Client's errors when no daemon answers on the
+// socket (no socket file, nobody listening, connect timeout): the caller
+// should then read the store itself.
+var ErrNoDaemon = errors.New("no mailoauth daemon")
+
+// Client asks a running daemon for tokens over its socket. The zero value
+// with Socket set is ready; it keeps no connection open between calls.
+type Client struct {
+	Socket string
+	// ConnectTimeout bounds connecting to the socket. Default 200ms: a
+	// live daemon accepts at once, and a hung one must not delay the mail
+	// client's fallback to the store by more.
+	ConnectTimeout time.Duration
+}
+
+// Token returns the access token of account for resource ("imap", "smtp",
+// "graph"…) and the account's mailbox (SASL user; "" if unknown). Errors:
+// ErrNoDaemon when nobody answers; a *tokens.ReloginError (matching
+// tokens.ErrReloginRequired) when the account needs a login; one matching
+// config.ErrNoAccount when the daemon does not know the account.
+func (c *Client) Token(ctx context.Context, account, resource string) (*oauth.Token, string, error) {
+	q := url.Values{"account": {account}, "resource": {resource}}
+	var rep TokenReply
+	if err := c.get(ctx, "/v1/token?"+q.Encode(), &rep); err != nil {
+		return nil, "", err
+	}
+	if rep.AccessToken == "" {
+		return nil, "", errors.New("daemon: reply without an access token")
+	}
+	tok := &oauth.Token{AccessToken: rep.AccessToken, TokenType: rep.TokenType, Expiry: rep.Expiry, Scope: rep.Scope}
+	return tok, rep.User, nil
+}
+
+// Status returns the daemon's view of its accounts and schedules.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.get(ctx, "/v1/status", &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, into any) error {
+	if c.Socket == "" {
+		return fmt.Errorf("%w: no socket path", ErrNoDaemon)
+	}
+	timeout := c.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 200 * time.Millisecond
+	}
+	dialed := false
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			conn, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "unix", c.Socket)
+			if err != nil {
+				return nil, fmt.Errorf("%w on %s: %w", ErrNoDaemon, c.Socket, err)
+			}
+			dialed = true
+			return conn, nil
+		},
+		DisableKeepAlives: true,
+		Proxy:             nil, // never an HTTP proxy for a Unix socket
+	}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	// The host is a placeholder: the transport always dials the socket.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://mailoauth"+path, nil)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if !dialed && !errors.Is(err, ErrNoDaemon) {
+			err = fmt.Errorf("%w: %w", ErrNoDaemon, err)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the placeholder URL says nothing useful
+		}
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("daemon: read the reply: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var er ErrorReply
+		if json.Unmarshal(body, &er) != nil || er.Error == "" {
+			return fmt.Errorf("daemon: HTTP %d", resp.StatusCode)
+		}
+		return replyError(er)
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("daemon: malformed reply: %w", err)
+	}
+	return nil
+}
+
+// replyError turns an ErrorReply back into the error the store path would
+// have given, so the CLI maps it onto the same exit code.
+func replyError(er ErrorReply) error {
+	switch er.Error {
+	case CodeReloginRequired:
+		cmd := er.Command
+		if cmd == "" {
+			cmd = tokens.LoginCommand(er.Account)
+		}
+		return &tokens.ReloginError{Account: er.Account, Reason: er.Reason, Command: cmd}
+	case CodeUnknownAccount:
+		return fmt.Errorf("daemon: %w: %s", config.ErrNoAccount, er.Message)
+	}
+	return fmt.Errorf("daemon: %s", er.Message)
+}
