@@ -18,8 +18,8 @@
 //	// xs.IMAPAddr, xs.POP3Addr, xs.SMTPAddr, xs.GraphURL
 //
 // Known gaps: messages appended or copied over IMAP are not mirrored into
-// the store POP3 and Graph read (expunges and moves are); flags other than
-// \Seen at delivery are not shared.
+// the store POP3 and Graph read (expunges, moves and \Seen are); see
+// README.md for the other differences from Exchange.
 package exchange
 
 import (

@@ -346,3 +346,36 @@ func TestGraphUnsupportedQueryOptions(t *testing.T) {
 		t.Errorf("$filter: %d %s", r.status, r.raw)
 	}
 }
+
+// TestGraphIsReadFollowsIMAP marks a message \Seen over IMAP and reads
+// isRead over Graph.
+func TestGraphIsReadFollowsIMAP(t *testing.T) {
+	e := newEnv(t)
+	if err := e.xs.Deliver(alice, []byte("From: x@example.org\r\nSubject: unread\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	g := e.userToken(appPublic, alice, graphScope)
+	isRead := func() any {
+		t.Helper()
+		r := e.graph("GET", "/me/messages?$select=isRead", g, nil)
+		v := r.body["value"].([]any)
+		if len(v) != 1 {
+			t.Fatalf("messages: %s", r.raw)
+		}
+		return v[0].(map[string]any)["isRead"]
+	}
+	if got := isRead(); got != false {
+		t.Fatalf("isRead before: %v", got)
+	}
+	l := e.dialTLS(e.xs.IMAPAddr)
+	l.read()
+	l.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(alice, e.userToken(appPublic, alice, exoScopes)))
+	l.expect(imapOK)
+	l.send("s1 SELECT INBOX")
+	l.readUntilPrefix("s1 OK")
+	l.send(`f1 STORE 1 +FLAGS.SILENT (\Seen)`)
+	l.readUntilPrefix("f1 OK")
+	if got := isRead(); got != true {
+		t.Errorf("isRead after IMAP \\Seen: %v", got)
+	}
+}

@@ -145,8 +145,9 @@ func (st *mailStore) add(addr, folder string, raw []byte, received time.Time, re
 	return m, nil
 }
 
-// list returns addr's messages of folder ("" = every folder), newest first,
-// after reconciling deletions made over IMAP.
+// list returns copies of addr's messages of folder ("" = every folder),
+// newest first, after reconciling deletions and \Seen changes made over
+// IMAP.
 func (st *mailStore) list(addr, folder string) []*Message {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -155,7 +156,10 @@ func (st *mailStore) list(addr, folder string) []*Message {
 	var out []*Message
 	for name, msgs := range b.msgs {
 		if folder == "" || name == folder {
-			out = append(out, msgs...)
+			for _, m := range msgs {
+				c := *m // callers read it without the lock
+				out = append(out, &c)
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -173,7 +177,12 @@ func (st *mailStore) inbox(addr string) []*Message {
 	defer st.mu.Unlock()
 	b := st.boxLocked(addr)
 	st.reconcileLocked(b)
-	return append([]*Message(nil), b.msgs["inbox"]...)
+	out := make([]*Message, 0, len(b.msgs["inbox"]))
+	for _, m := range b.msgs["inbox"] {
+		c := *m
+		out = append(out, &c)
+	}
+	return out
 }
 
 // remove deletes messages (POP3 DELE + QUIT) from the store and the IMAP view.
@@ -184,15 +193,15 @@ func (st *mailStore) remove(addr string, del []*Message) {
 	st.mu.Lock()
 	b := st.boxLocked(addr)
 	byFolder := map[string]imap.UIDSet{}
-	gone := map[*Message]bool{}
+	gone := map[string]bool{}
 	for _, m := range del {
-		gone[m] = true
+		gone[m.ID] = true
 		set := byFolder[m.Folder]
 		set.AddNum(m.imapUID)
 		byFolder[m.Folder] = set
 	}
 	for f, msgs := range b.msgs {
-		b.msgs[f] = slicesDeleteFunc(msgs, func(m *Message) bool { return gone[m] })
+		b.msgs[f] = slicesDeleteFunc(msgs, func(m *Message) bool { return gone[m.ID] })
 	}
 	u := b.imap
 	st.mu.Unlock()
@@ -215,34 +224,39 @@ func (st *mailStore) remove(addr string, del []*Message) {
 // pruning; the IMAP backend never calls back into the store, so the lock
 // order st.mu → backend mailbox lock is safe.
 func (st *mailStore) reconcileLocked(b *storeBox) {
-	present := map[string]map[imap.UID]bool{}
 	for _, f := range Folders {
 		sess := imapmemserver.NewUserSession(b.imap)
 		if _, err := sess.Select(f.IMAP, nil); err != nil {
 			continue
 		}
-		data, err := sess.Search(imapserver.NumKindUID, &imap.SearchCriteria{}, &imap.SearchOptions{ReturnAll: true})
+		all, err1 := searchUIDs(sess, &imap.SearchCriteria{})
+		seen, err2 := searchUIDs(sess, &imap.SearchCriteria{Flag: []imap.Flag{imap.FlagSeen}})
 		_ = sess.Close()
-		if err != nil {
+		if err1 != nil || err2 != nil {
 			continue
 		}
-		set := map[imap.UID]bool{}
-		if uids, ok := data.All.(imap.UIDSet); ok {
-			for _, r := range uids {
-				for u := r.Start; u <= r.Stop && u != 0; u++ {
-					set[u] = true
-				}
+		b.msgs[f.WellKnown] = slicesDeleteFunc(b.msgs[f.WellKnown], func(m *Message) bool { return !all[m.imapUID] })
+		for _, m := range b.msgs[f.WellKnown] {
+			m.Read = seen[m.imapUID] // \Seen set or cleared over IMAP is Graph's isRead
+		}
+	}
+}
+
+// searchUIDs returns the UIDs of the selected IMAP mailbox matching c.
+func searchUIDs(sess *imapmemserver.UserSession, c *imap.SearchCriteria) (map[imap.UID]bool, error) {
+	data, err := sess.Search(imapserver.NumKindUID, c, &imap.SearchOptions{ReturnAll: true})
+	if err != nil {
+		return nil, err
+	}
+	set := map[imap.UID]bool{}
+	if uids, ok := data.All.(imap.UIDSet); ok {
+		for _, r := range uids {
+			for u := r.Start; u <= r.Stop && u != 0; u++ {
+				set[u] = true
 			}
 		}
-		present[f.WellKnown] = set
 	}
-	for f, msgs := range b.msgs {
-		set, ok := present[f]
-		if !ok {
-			continue
-		}
-		b.msgs[f] = slicesDeleteFunc(msgs, func(m *Message) bool { return !set[m.imapUID] })
-	}
+	return set, nil
 }
 
 func slicesDeleteFunc(in []*Message, del func(*Message) bool) []*Message {
