@@ -193,6 +193,17 @@ func TestSendFailures(t *testing.T) {
 			t.Errorf("json: ok %v, last step %+v; want a refused send with SendAsDenied and its hint", got.OK, last)
 		}
 	})
+	t.Run("graph as a mailbox without access", func(t *testing.T) {
+		code, _, errOut := runCLI(t, env.ConfigFile, "hi\n", "send", "demo", "--via", "graph", "--to", env.User, "--from", "bob@contoso.com")
+		if code != ExitError {
+			t.Errorf("exit code %d, want %d", code, ExitError)
+		}
+		for _, w := range []string{"/v1.0/users/bob@contoso.com", "FAIL send", "server said: 403"} {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, errOut)
+			}
+		}
+	})
 	t.Run("not signed in", func(t *testing.T) {
 		fresh := startDemoEnv(t, false)
 		code, _, errOut := runCLI(t, fresh.ConfigFile, "hi\n", "send", "demo", "--to", fresh.User, "--via", "graph")
