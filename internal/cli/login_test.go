@@ -74,6 +74,15 @@ flow = "client_credentials"
 certificate = "app.pem"
 email = "alice@contoso.com"
 
+[accounts.ropc]
+client_id = "{public}"
+tenant = "{tenant}"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "password"
+email = "{ropc_user}"
+password = "env:EMU_ROPC_PASSWORD"
+
 [accounts.multi]
 client_id = "{public}"
 authority = "{url}"
@@ -108,7 +117,7 @@ func newEmuEnv(t testing.TB) *emuEnv {
 	}
 	write("app.pem", append(certPEM, keyPEM...))
 	cfg := strings.NewReplacer("{dir}", e.dir, "{public}", e.demo.PublicClientID, "{confidential}", e.demo.ConfidentialID,
-		"{tenant}", e.demo.TenantID, "{url}", srv.URL).Replace(emuAccounts)
+		"{tenant}", e.demo.TenantID, "{url}", srv.URL, "{ropc_user}", e.demo.Users[0]).Replace(emuAccounts)
 	e.cfg = filepath.Join(e.dir, "config.toml")
 	write("config.toml", []byte(cfg))
 	t.Setenv("EMU_APP_SECRET", e.demo.ConfidentialSecret)
@@ -155,6 +164,14 @@ func (w *watchWriter) String() string {
 // it grows (to act on a printed URL or code).
 func (e *emuEnv) exec(stdin io.Reader, onErr func(all string), args ...string) run {
 	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return e.execCtx(ctx, stdin, onErr, args...)
+}
+
+// execCtx is exec with the context Main would get (Ctrl-C cancels it).
+func (e *emuEnv) execCtx(ctx context.Context, stdin io.Reader, onErr func(all string), args ...string) run {
+	e.t.Helper()
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
@@ -162,8 +179,6 @@ func (e *emuEnv) exec(stdin io.Reader, onErr func(all string), args ...string) r
 	errw := &watchWriter{onWrite: onErr}
 	g := &Globals{In: stdin, Out: &out, ErrOut: errw}
 	args = append([]string{"--config", e.cfg}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	code := Run(ctx, g, args)
 	return run{code: code, out: out.String(), err: errw.String()}
 }
@@ -416,5 +431,44 @@ func TestReportError(t *testing.T) {
 		CorrelationID: "c-1", Hint: "log in again", ReloginRequired: true}
 	if got.Error.Message != want.Message || got.Error.Code != want.Code || got.Error.CorrelationID != want.CorrelationID || !got.Error.ReloginRequired {
 		t.Errorf("got %+v\nwant %+v", got.Error, want)
+	}
+}
+
+// TestLoginDeviceInterrupted: Ctrl-C while the device code is pending stops
+// the poll at once with exit code 3 and stores nothing.
+func TestLoginDeviceInterrupted(t *testing.T) {
+	e := newEmuEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := e.execCtx(ctx, nil, deviceAct(func(string) { cancel() }), "login", "dev-device")
+	if r.code != ExitCancel {
+		t.Fatalf("exit %d, want %d\n%s", r.code, ExitCancel, r.err)
+	}
+	if recs, err := e.store().Records(context.Background(), "dev-device"); err != nil || len(recs) != 0 {
+		t.Errorf("records after an interrupted login: %d, %v", len(recs), err)
+	}
+}
+
+// TestLoginPassword: ROPC only when the config asks, with a warning; an MFA
+// user gets Microsoft's answer and the hint.
+func TestLoginPassword(t *testing.T) {
+	e := newEmuEnv(t)
+	t.Setenv("EMU_ROPC_PASSWORD", e.demo.Passwords[0])
+	r := e.exec(nil, nil, "login", "ropc")
+	if r.code != 0 || !strings.Contains(r.err, "Warning: the password grant (ROPC) fails for accounts with MFA") {
+		t.Fatalf("exit %d\n%s", r.code, r.err)
+	}
+	if strings.Contains(r.err, e.demo.Passwords[0]) {
+		t.Error("stderr shows the password")
+	}
+	e.token("ropc")
+
+	t.Setenv("EMU_ROPC_PASSWORD", "wrong-password")
+	r = e.exec(nil, nil, "login", "ropc")
+	if r.code == 0 || !strings.Contains(r.err, "AADSTS50126") {
+		t.Errorf("wrong password: exit %d\n%s", r.code, r.err)
+	}
+	if strings.Contains(r.err, "wrong-password") {
+		t.Error("stderr shows the password")
 	}
 }
