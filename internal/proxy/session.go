@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// session is one client connection.
+type session struct {
+	s      *Server
+	remote string // client IP, the penalty key's first half
+
+	mu       sync.Mutex
+	conn     net.Conn // the client (a *tls.Conn after STARTTLS)
+	up       net.Conn // upstream, once dialled
+	relaying bool
+	closing  bool
+
+	r      *bufio.Reader
+	tls    bool // the client side is encrypted
+	errors int  // bad commands so far, before login
+}
+
+// maxErrors is how many bad commands a client may send before login
+// before it is disconnected (pipelined garbage ends quickly).
+const maxErrors = 10
+
+func (ss *session) run() {
+	defer ss.closeNow()
+	c := ss.conn
+	if ss.s.cfg.TLS == TLSImplicit {
+		if !ss.handshake() {
+			return
+		}
+	} else {
+		ss.r = bufio.NewReaderSize(c, 4096)
+	}
+	switch ss.s.cfg.Protocol {
+	case "imap":
+		ss.imap()
+	case "pop3":
+		ss.pop3()
+	case "smtp":
+		ss.smtp()
+	}
+}
+
+// handshake runs the server side of TLS on the client connection (implicit
+// TLS, or after STARTTLS/STLS) within the idle timeout.
+func (ss *session) handshake() bool {
+	tc := tls.Server(ss.conn, ss.s.cfg.TLSConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), min(ss.s.cfg.IdleTimeout, time.Minute))
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		ss.s.log.Info("client TLS handshake failed", "remote", ss.remote, "err", err)
+		return false
+	}
+	ss.mu.Lock()
+	ss.conn = tc
+	ss.mu.Unlock()
+	ss.r = bufio.NewReaderSize(tc, 4096)
+	ss.tls = true
+	return true
+}
+
+// startTLS upgrades after the protocol's "go ahead" line. Bytes the client
+// pipelined after the STARTTLS command would be taken as sent over TLS
+// (the CVE-2011-0411 injection), so a client that sent any is dropped.
+func (ss *session) startTLS() bool {
+	if ss.r.Buffered() > 0 {
+		ss.s.log.Warn("client sent data after STARTTLS; closing", "remote", ss.remote)
+		return false
+	}
+	return ss.handshake()
+}
+
+// readLine reads a pre-login line within the idle timeout.
+func (ss *session) readLine() (string, error) {
+	ss.conn.SetReadDeadline(time.Now().Add(ss.s.cfg.IdleTimeout))
+	return readLine(ss.r, ss.s.cfg.MaxLine)
+}
+
+// write sends lines (each already CRLF-terminated) to the client.
+func (ss *session) write(lines ...string) error {
+	ss.conn.SetWriteDeadline(time.Now().Add(time.Minute))
+	var err error
+	if len(lines) == 1 {
+		_, err = io.WriteString(ss.conn, lines[0])
+	} else {
+		_, err = io.WriteString(ss.conn, strings.Join(lines, ""))
+	}
+	return err
+}
+
+// closeIfIdle closes a session that has not logged in (Shutdown).
+func (ss *session) closeIfIdle() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.relaying {
+		ss.closing = true
+		ss.conn.Close()
+		if ss.up != nil {
+			ss.up.Close()
+		}
+	}
+}
+
+func (ss *session) closeNow() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.closing = true
+	ss.conn.Close()
+	if ss.up != nil {
+		ss.up.Close()
+	}
+}
+
+// loginError is why a local login failed, in words the protocol handlers
+// turn into their own failure lines.
+type loginError int
+
+const (
+	loginBadPassword loginError = iota + 1 // wrong user or password
+	loginTooMany                           // MaxConnectionsPerAccount reached
+	loginUpstream                          // upstream unreachable or refused
+)
+
+func (e loginError) Error() string {
+	switch e {
+	case loginBadPassword:
+		return "authentication failed"
+	case loginTooMany:
+		return "too many connections for this account"
+	default:
+		return "the mail server refused the proxy's login"
+	}
+}
+
+// checkPassword runs the local half of a login: the account by email, the
+// password in constant time, and the growing delay on failure. It never
+// touches tokens.
+func (ss *session) checkPassword(user, password string) (*Account, error) {
+	key := ss.remote + "\x00" + strings.ToLower(user)
+	acct := ss.s.byEmail[strings.ToLower(user)]
+	name := "\x00none" // no account: still pay for a hash, so timing says nothing
+	if acct != nil {
+		name = acct.Name
+	}
+	err := ss.s.cfg.Passwords.Verify(name, password)
+	if err == nil && acct != nil {
+		ss.s.pen.ok(key)
+		return acct, nil
+	}
+	reason := "wrong password"
+	switch {
+	case acct == nil:
+		reason = "unknown user"
+	case !errors.Is(err, ErrBadPassword):
+		reason = "password check failed: " + err.Error()
+	}
+	d := ss.s.pen.fail(key)
+	ss.s.log.Warn("local login refused", "remote", ss.remote, "user", user, "reason", reason, "delay", d)
+	ctx, cancel := context.WithTimeout(ss.s.ctx, d+time.Second)
+	defer cancel()
+	if err := ss.s.cfg.Delay(ctx, d); err != nil {
+		return nil, err
+	}
+	return nil, loginBadPassword
+}
+
+// upstreamLogin dials acct's server and logs in with a token, within
+// UpstreamTimeout. On success the session owns the upstream connection and
+// a per-account slot.
+func (ss *session) upstreamLogin(acct *Account, login func(u *upConn, ctx context.Context, token string) (string, error)) (string, *upConn, error) {
+	if !ss.s.acquireAccount(acct.Name) {
+		ss.s.log.Warn("login refused: too many connections for the account", "remote", ss.remote, "account", acct.Name)
+		return "", nil, loginTooMany
+	}
+	ctx, cancel := context.WithTimeout(ss.s.ctx, ss.s.cfg.UpstreamTimeout)
+	defer cancel()
+	tok, err := ss.s.cfg.Token(ctx, acct.Name, ss.s.cfg.Protocol)
+	if err != nil {
+		ss.s.releaseAccount(acct.Name)
+		ss.s.log.Error("no token for the account", "account", acct.Name, "err", err)
+		return "", nil, loginUpstream
+	}
+	u, err := dialUpstream(ctx, acct)
+	if err != nil {
+		ss.s.releaseAccount(acct.Name)
+		ss.s.log.Error("upstream connection failed", "account", acct.Name, "upstream", acct.Upstream.String(), "err", err)
+		return "", nil, loginUpstream
+	}
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		u.conn.Close()
+		ss.s.releaseAccount(acct.Name)
+		return "", nil, loginUpstream
+	}
+	ss.up = u.conn
+	ss.mu.Unlock()
+	stop2 := context.AfterFunc(ctx, func() { u.conn.Close() })
+	final, err := login(u, ctx, tok)
+	stop2()
+	if err == nil {
+		u.conn.SetDeadline(time.Time{})
+		ss.s.caps.put(acct.Upstream.Addr(), u.preCaps)
+		ss.s.log.Info("logged in", "remote", ss.remote, "account", acct.Name, "upstream", acct.Upstream.String(), "mechanism", u.mech)
+		return final, u, nil
+	}
+	ss.mu.Lock()
+	ss.up = nil
+	ss.mu.Unlock()
+	u.conn.Close()
+	ss.s.releaseAccount(acct.Name)
+	var rej *rejectedError
+	if errors.As(err, &rej) {
+		ss.s.log.Error("upstream refused the token", "account", acct.Name, "upstream", acct.Upstream.String(), "err", rej.err)
+		if ss.s.cfg.Rejected != nil {
+			ss.s.cfg.Rejected(acct.Name, rej.err)
+		}
+	} else {
+		ss.s.log.Error("upstream login failed", "account", acct.Name, "upstream", acct.Upstream.String(), "err", err)
+	}
+	return "", nil, loginUpstream
+}
+
+// relay copies bytes both ways until either side is done, first passing on
+// what each buffered reader already holds (pipelined commands, the server's
+// first lines after login). The upstream ending closes the client (its
+// BYE or close reaches the client as is); the client ending half-closes
+// upstream and gives it a little while to finish.
+func (ss *session) relay(acct *Account, u *upConn) {
+	defer ss.s.releaseAccount(acct.Name)
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		return
+	}
+	ss.relaying = true
+	ss.mu.Unlock()
+	client := ss.conn
+	client.SetDeadline(time.Time{})
+	if n := ss.r.Buffered(); n > 0 {
+		b, _ := ss.r.Peek(n)
+		if _, err := u.conn.Write(b); err != nil {
+			return
+		}
+	}
+	if n := u.r.Buffered(); n > 0 {
+		b, _ := u.r.Peek(n)
+		if _, err := client.Write(b); err != nil {
+			return
+		}
+	}
+	ss.r, u.r = nil, nil // let the buffers go: the relay reads the conns directly
+	var wg sync.WaitGroup
+	upDone := make(chan struct{})
+	wg.Go(func() {
+		io.Copy(client, u.conn)
+		close(upDone)
+		client.Close()
+	})
+	io.Copy(u.conn, client)
+	closeWrite(u.conn)
+	select {
+	case <-upDone:
+	case <-time.After(30 * time.Second):
+	case <-ss.s.done:
+	}
+	u.conn.Close()
+	wg.Wait()
+}
+
+func closeWrite(c net.Conn) {
+	switch c := c.(type) {
+	case *tls.Conn:
+		c.CloseWrite()
+	case interface{ CloseWrite() error }:
+		c.CloseWrite()
+	default:
+		c.Close()
+	}
+}
+
+// rejectedError is an upstream refusal of the token itself (as opposed to
+// a network failure), which the token layer should hear about.
+type rejectedError struct{ err error }
+
+func (e *rejectedError) Error() string { return fmt.Sprintf("token refused: %v", e.err) }
+func (e *rejectedError) Unwrap() error { return e.err }
