@@ -15,7 +15,7 @@ func (ss *session) imap() {
 		cont:     func() error { return ss.write("+ Ready for literal data\r\n") },
 		readLine: ss.readLine,
 	}
-	if ss.write("* OK [CAPABILITY " + ss.imapCaps() + "] " + ss.s.cfg.Hostname + " mailoauth proxy ready\r\n") != nil {
+	if ss.write("* OK [CAPABILITY "+ss.imapCaps()+"] "+ss.s.cfg.Hostname+" mailoauth proxy ready\r\n") != nil {
 		return
 	}
 	for {

@@ -9,7 +9,7 @@ import (
 // pop3 runs the POP3 AUTHORIZATION state (RFC 1939, 2449, 5034, 2595):
 // CAPA, USER/PASS, AUTH PLAIN, STLS, QUIT; other commands wait for login.
 func (ss *session) pop3() {
-	if ss.write("+OK " + ss.s.cfg.Hostname + " mailoauth proxy ready\r\n") != nil {
+	if ss.write("+OK "+ss.s.cfg.Hostname+" mailoauth proxy ready\r\n") != nil {
 		return
 	}
 	var user string

@@ -11,7 +11,7 @@ import (
 // Mail commands wait for login. After login the client goes on with MAIL
 // FROM on the upstream session, which has had its own EHLO.
 func (ss *session) smtp() {
-	if ss.write("220 " + ss.s.cfg.Hostname + " ESMTP mailoauth proxy ready\r\n") != nil {
+	if ss.write("220 "+ss.s.cfg.Hostname+" ESMTP mailoauth proxy ready\r\n") != nil {
 		return
 	}
 	for {
@@ -35,7 +35,7 @@ func (ss *session) smtp() {
 				return
 			}
 		case "HELO":
-			if ss.write("250 " + ss.s.cfg.Hostname + "\r\n") != nil {
+			if ss.write("250 "+ss.s.cfg.Hostname+"\r\n") != nil {
 				return
 			}
 		case "NOOP":
