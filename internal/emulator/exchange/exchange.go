@@ -17,9 +17,9 @@
 //	defer xs.Close()
 //	// xs.IMAPAddr, xs.POP3Addr, xs.SMTPAddr, xs.GraphURL
 //
-// Known gaps: messages appended or copied over IMAP are not mirrored into
-// the store POP3 and Graph read (expunges, moves and \Seen are); see
-// README.md for the other differences from Exchange.
+// Changes made over IMAP (append, copy, move, expunge, \Seen) in the
+// well-known folders are mirrored into the store POP3 and Graph read; see
+// README.md for the differences from Exchange that remain.
 package exchange
 
 import (

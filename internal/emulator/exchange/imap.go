@@ -2,7 +2,10 @@ package exchange
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -23,6 +26,7 @@ type imapSession struct {
 	s                          *Server
 	remote                     string
 	mailbox                    string
+	selected                   string // IMAP name of the selected folder
 }
 
 var (
@@ -59,6 +63,102 @@ func (is *imapSession) Authenticate(mech string) (sasl.Server, error) {
 			is.UserSession = imapmemserver.NewUserSession(is.s.store.imapUser(g.Mailbox))
 			return nil
 		}}, nil
+}
+
+// Select tracks the selected folder (for mirroring COPY and MOVE).
+func (is *imapSession) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := is.UserSession.Select(name, options)
+	if err == nil {
+		is.selected = name
+	}
+	return data, err
+}
+
+// Unselect forgets the selected folder.
+func (is *imapSession) Unselect() error {
+	is.selected = ""
+	return is.UserSession.Unselect()
+}
+
+// Append stores the message over IMAP and mirrors it into the shared store.
+func (is *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxSMTPMessage+1))
+	if err != nil {
+		return nil, fmt.Errorf("read appended message: %w", err)
+	}
+	if len(raw) > maxSMTPMessage {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message too large."}
+	}
+	data, err := is.UserSession.Append(mailbox, literal(raw), options)
+	if err != nil {
+		return nil, err
+	}
+	t := is.s.em.Now()
+	seen := false
+	if options != nil {
+		if !options.Time.IsZero() {
+			t = options.Time
+		}
+		seen = slices.Contains(options.Flags, imap.FlagSeen)
+	}
+	is.s.store.mirrorAppend(is.mailbox, mailbox, raw, data.UID, t, seen)
+	return data, nil
+}
+
+// Copy copies over IMAP and mirrors the copies into the shared store.
+func (is *imapSession) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	data, err := is.UserSession.Copy(numSet, dest)
+	if err == nil && data != nil {
+		is.s.store.mirrorCopy(is.mailbox, is.selected, dest, uidList(data.SourceUIDs), uidList(data.DestUIDs))
+	}
+	return data, err
+}
+
+// Move moves over IMAP, then mirrors: go-imap's backend reports the UID
+// mapping only to the client, so the source UIDs are taken before the move
+// and the destination UIDs are the new ones after it (the backend assigns
+// them in source order). If another session appended to the destination
+// meanwhile the counts differ and the move stays IMAP-only.
+func (is *imapSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	var crit imap.SearchCriteria
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		crit.SeqNum = []imap.SeqSet{set}
+	case imap.UIDSet:
+		crit.UID = []imap.UIDSet{set}
+	}
+	var src []imap.UID
+	if sd, err := is.UserSession.Search(imapserver.NumKindUID, &crit, &imap.SearchOptions{ReturnAll: true}); err == nil {
+		if uids, ok := sd.All.(imap.UIDSet); ok {
+			src = uidList(uids)
+		}
+	}
+	before, _ := is.UserSession.Status(dest, &imap.StatusOptions{UIDNext: true})
+	if err := is.UserSession.Move(w, numSet, dest); err != nil {
+		return err
+	}
+	if before == nil || len(src) == 0 {
+		return nil
+	}
+	known := is.s.store.knownUIDs(is.mailbox, dest)
+	sess := imapmemserver.NewUserSession(is.s.store.imapUser(is.mailbox))
+	defer sess.Close()
+	if _, err := sess.Select(dest, nil); err != nil {
+		return nil
+	}
+	all, err := searchUIDs(sess, &imap.SearchCriteria{})
+	if err != nil {
+		return nil
+	}
+	var dst []imap.UID
+	for u := range all {
+		if u >= before.UIDNext && !known[u] {
+			dst = append(dst, u)
+		}
+	}
+	slices.Sort(dst)
+	is.s.store.mirrorCopy(is.mailbox, is.selected, dest, src, dst)
+	return nil
 }
 
 // Close ends the backend session and reconciles IMAP-side deletions into

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -472,4 +473,63 @@ func TestConcurrentDelivery(t *testing.T) {
 	p.expect(popOK)
 	p.send("STAT")
 	p.expectPrefix("+OK 24 ")
+}
+
+// TestIMAPChangesMirrored appends, copies and moves over IMAP (go-imap's
+// client) and reads the folders back through the store Graph and POP3 use.
+func TestIMAPChangesMirrored(t *testing.T) {
+	e := newEnv(t)
+	for i := range 3 {
+		if err := e.xs.Deliver(alice, fmt.Appendf(nil, "From: x@example.org\r\nSubject: in %d\r\n\r\nhi\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ic, err := imapclient.DialTLS(e.xs.IMAPAddr, &imapclient.Options{TLSConfig: e.tlsConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ic.Close()
+	if err := ic.Authenticate(xoauth2Client{alice, e.userToken(appPublic, alice, exoScopes)}); err != nil {
+		t.Fatal(err)
+	}
+	draft := "From: alice@contoso.com\r\nSubject: a draft\r\n\r\nlater\r\n"
+	ac := ic.Append("Drafts", int64(len(draft)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
+	if _, err := io.WriteString(ac, draft); err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.Copy(imap.SeqSetNum(1), "Archive").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.Move(imap.SeqSetNum(2, 3), "Deleted Items").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	subjects := func(folder string) []string {
+		var out []string
+		for _, m := range e.xs.Messages(alice, folder) {
+			out = append(out, m.Subject)
+		}
+		return out
+	}
+	for folder, want := range map[string][]string{
+		"drafts":       {"a draft"},
+		"archive":      {"in 0"},
+		"inbox":        {"in 0"},
+		"deleteditems": {"in 2", "in 1"},
+	} {
+		if d := cmp.Diff(want, subjects(folder)); d != "" {
+			t.Errorf("%s (-want +got):\n%s", folder, d)
+		}
+	}
+	if m := e.xs.Messages(alice, "drafts"); len(m) == 1 && !m[0].Read {
+		t.Error("appended \\Seen draft is unread")
+	}
 }

@@ -349,3 +349,74 @@ func addrList(h mail.Header, key string) []Address {
 	}
 	return out
 }
+
+// mirrorAppend records a message an IMAP client APPENDed (already in the
+// IMAP view under uid) so POP3 and Graph see it too. Folders other than
+// the well-known ones exist over IMAP only.
+func (st *mailStore) mirrorAppend(addr, imapFolder string, raw []byte, uid imap.UID, received time.Time, seen bool) {
+	f, ok := folderByName(imapFolder)
+	if !ok {
+		return
+	}
+	m := parseMessage(raw)
+	m.Raw, m.Received, m.Read, m.Folder, m.imapUID = raw, received.UTC(), seen, f.WellKnown, uid
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.seq++
+	b := st.boxLocked(addr)
+	m.ID, m.seq = messageID(b.address, st.seq), st.seq
+	b.msgs[f.WellKnown] = append(b.msgs[f.WellKnown], m)
+}
+
+// mirrorCopy records IMAP COPY/MOVE results: each source UID of srcFolder
+// got dstUIDs[i] in dstFolder.
+func (st *mailStore) mirrorCopy(addr, srcFolder, dstFolder string, srcUIDs, dstUIDs []imap.UID) {
+	sf, ok1 := folderByName(srcFolder)
+	df, ok2 := folderByName(dstFolder)
+	if !ok1 || !ok2 || len(srcUIDs) != len(dstUIDs) {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b := st.boxLocked(addr)
+	byUID := map[imap.UID]*Message{}
+	for _, m := range b.msgs[sf.WellKnown] {
+		byUID[m.imapUID] = m
+	}
+	for i, su := range srcUIDs {
+		src := byUID[su]
+		if src == nil {
+			continue
+		}
+		c := *src
+		st.seq++
+		c.ID, c.seq, c.Folder, c.imapUID = messageID(b.address, st.seq), st.seq, df.WellKnown, dstUIDs[i]
+		b.msgs[df.WellKnown] = append(b.msgs[df.WellKnown], &c)
+	}
+}
+
+// knownUIDs returns the IMAP UIDs the store knows in an IMAP folder.
+func (st *mailStore) knownUIDs(addr, imapFolder string) map[imap.UID]bool {
+	out := map[imap.UID]bool{}
+	f, ok := folderByName(imapFolder)
+	if !ok {
+		return out
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, m := range st.boxLocked(addr).msgs[f.WellKnown] {
+		out[m.imapUID] = true
+	}
+	return out
+}
+
+// uidList flattens a UID set in ascending order.
+func uidList(set imap.UIDSet) []imap.UID {
+	var out []imap.UID
+	for _, r := range set {
+		for u := r.Start; u <= r.Stop && u != 0; u++ {
+			out = append(out, u)
+		}
+	}
+	return out
+}
