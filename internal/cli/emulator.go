@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
+	"github.com/mailoauth/mailoauth/internal/emulator/exchange"
 )
 
 // emulatorOptions are the flags of `mailoauth emulator` (a fixed contract:
@@ -18,6 +19,9 @@ type emulatorOptions struct {
 	Scenario     string
 	HTTP         bool
 	WriteAppCert string
+	// Listen addresses of the Exchange-like mail servers and Graph; ""
+	// picks a free port (printed with the other services).
+	IMAPListen, POP3Listen, SMTPListen, GraphListen string
 }
 
 func newEmulatorCmd(g *Globals) *cobra.Command {
@@ -26,8 +30,10 @@ func newEmulatorCmd(g *Globals) *cobra.Command {
 		Use:   "emulator",
 		Short: "Run an offline Microsoft identity platform emulator on loopback",
 		Long: "emulator serves a Microsoft identity platform look-alike (discovery, keys, authorize, token,\n" +
-			"devicecode, admin consent) on 127.0.0.1 until interrupted. It prints one line per service.\n" +
-			"HTTPS uses a CA generated at start; --ca-out writes it so clients can trust it.\n" +
+			"devicecode, admin consent) on 127.0.0.1 until interrupted, and Exchange Online look-alikes:\n" +
+			"IMAP (implicit TLS), POP3 (implicit TLS), SMTP submission (STARTTLS) and Graph mail (HTTPS),\n" +
+			"which accept only tokens it issued. It prints one line per service with its URL.\n" +
+			"TLS uses a CA generated at start; --ca-out writes it so clients can trust it.\n" +
 			"See internal/emulator/README.md for the scenario file and the admin API.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runEmulator(cmd, g, o) },
@@ -38,6 +44,10 @@ func newEmulatorCmd(g *Globals) *cobra.Command {
 	f.StringVar(&o.Scenario, "scenario", "", "scenario file (TOML); default: the built-in demo scenario")
 	f.BoolVar(&o.HTTP, "http", false, "serve plain HTTP instead of HTTPS")
 	f.StringVar(&o.WriteAppCert, "write-app-cert", "", "write the demo confidential app's certificate and private key (PEM) to this file")
+	f.StringVar(&o.IMAPListen, "imap-listen", "", "loopback address of the IMAP server (implicit TLS; default: a free port)")
+	f.StringVar(&o.POP3Listen, "pop3-listen", "", "loopback address of the POP3 server (implicit TLS; default: a free port)")
+	f.StringVar(&o.SMTPListen, "smtp-listen", "", "loopback address of the SMTP submission server (STARTTLS; default: a free port)")
+	f.StringVar(&o.GraphListen, "graph-listen", "", "loopback address of the Graph server (HTTPS; default: a free port)")
 	return cmd
 }
 
@@ -56,7 +66,15 @@ func runEmulator(cmd *cobra.Command, g *Globals, o *emulatorOptions) error {
 		return fmt.Errorf("start emulator: %w", err)
 	}
 	defer srv.Close()
-	if o.CAOut != "" && !o.HTTP {
+	// The Exchange and Graph servers always use TLS under the emulator's
+	// CA, even with --http, so --ca-out writes it in both modes.
+	xs, err := exchange.Start(srv, exchange.Options{IMAPAddr: o.IMAPListen, POP3Addr: o.POP3Listen,
+		SMTPAddr: o.SMTPListen, GraphAddr: o.GraphListen, Logger: g.Logger})
+	if err != nil {
+		return fmt.Errorf("start the Exchange servers: %w", err)
+	}
+	defer xs.Close()
+	if o.CAOut != "" {
 		if err := os.WriteFile(o.CAOut, srv.CAPEM(), 0o644); err != nil {
 			return fmt.Errorf("write CA: %w", err)
 		}

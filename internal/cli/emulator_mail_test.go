@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEmulatorMailServices: `mailoauth emulator` also starts the Exchange
+// IMAP, POP3, SMTP and Graph servers, prints one line per service, honours
+// --imap-listen, and serves them under the CA --ca-out wrote (with --http
+// too, since the mail servers always use TLS).
+func TestEmulatorMailServices(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imapAddr := ln.Addr().String()
+	ln.Close()
+	caPath := filepath.Join(t.TempDir(), "ca.pem")
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := &Globals{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, g, []string{"emulator", "--listen", "127.0.0.1:0", "--http", "--ca-out", caPath, "--imap-listen", imapAddr})
+	}()
+	services := map[string]string{}
+	for deadline := time.Now().Add(10 * time.Second); services["graph"] == "" && time.Now().Before(deadline); {
+		select {
+		case code := <-done:
+			t.Fatalf("emulator exited early with %d: %s", code, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 {
+				services[f[0]] = f[1]
+			}
+		}
+	}
+	for name, prefix := range map[string]string{
+		"identity": "http://127.0.0.1:", "imap": "imaps://" + imapAddr, "pop3": "pop3s://127.0.0.1:",
+		"smtp": "smtp://127.0.0.1:", "graph": "https://127.0.0.1:",
+	} {
+		if !strings.HasPrefix(services[name], prefix) {
+			t.Errorf("%s line %q, want %s…; stdout:\n%s", name, services[name], prefix, out.String())
+		}
+	}
+
+	caPEM, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("--ca-out is not a PEM certificate")
+	}
+	// The IMAP greeting over TLS verified against the written CA.
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", imapAddr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("imaps: %v", err)
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	greeting, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if err != nil || !strings.HasPrefix(greeting, "* OK") {
+		t.Errorf("imap greeting %q, %v", greeting, err)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("exit %d after interrupt: %s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not stop")
+	}
+	// Every listener is closed after the command returns.
+	if c, err := net.DialTimeout("tcp", imapAddr, time.Second); err == nil {
+		c.Close()
+		t.Error("the IMAP listener is still open after the command returned")
+	}
+}
