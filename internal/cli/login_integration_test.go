@@ -108,6 +108,7 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("device approve, token, refresh, logout revokes", func(t *testing.T) {
+		e := e.with(t)
 		var pageErr error
 		var wg sync.WaitGroup
 		r := e.exec(nil, deviceAct(func(code string) {
@@ -169,6 +170,7 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 	})
 
 	t.Run("device deny", func(t *testing.T) {
+		e := e.with(t)
 		r := e.exec(nil, deviceAct(func(code string) {
 			if _, err := oidcprovider.NewBrowser("bob").DenyDevice(ctx, srv.Issuer, code); err != nil {
 				t.Error(err)
@@ -180,6 +182,7 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 	})
 
 	t.Run("authcode with PKCE via paste", func(t *testing.T) {
+		e := e.with(t)
 		pr, pw := io.Pipe()
 		defer pw.Close()
 		var once sync.Once
@@ -222,6 +225,7 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 
 	for _, acct := range []string{"basic", "post", "jwt"} {
 		t.Run("client credentials "+acct, func(t *testing.T) {
+			e := e.with(t)
 			r := e.exec(nil, nil, "login", acct, "--json")
 			if r.code != 0 {
 				t.Fatalf("login: exit %d\n%s%s", r.code, r.out, r.err)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
@@ -125,6 +126,14 @@ func newEmuEnv(t testing.TB) *emuEnv {
 	t.Setenv("SSH_CONNECTION", "")
 	t.Setenv("SSH_TTY", "")
 	return e
+}
+
+// with returns a copy of e reporting to t (a subtest), so a helper's
+// Fatal ends that subtest, not its parent.
+func (e *emuEnv) with(t testing.TB) *emuEnv {
+	c := *e
+	c.t = t
+	return &c
 }
 
 // run is one command line, in-process, with stdin, stdout and a watched
@@ -471,4 +480,32 @@ func TestLoginPassword(t *testing.T) {
 	if strings.Contains(r.err, "wrong-password") {
 		t.Error("stderr shows the password")
 	}
+}
+
+// TestCountdown: the terminal line is rewritten every second with the time
+// left, and stops when told to.
+func TestCountdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			buf     bytes.Buffer
+			mu      sync.Mutex
+			stopped = make(chan struct{})
+			done    = make(chan struct{})
+		)
+		go countdown(&buf, &mu, time.Now().Add(15*time.Minute), stopped, func() { close(done) })
+		time.Sleep(2500 * time.Millisecond)
+		close(stopped)
+		<-done
+		mu.Lock()
+		got := buf.String()
+		mu.Unlock()
+		for _, want := range []string{"expires in 15m0s", "expires in 14m59s", "expires in 14m58s"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("countdown output lacks %q: %q", want, got)
+			}
+		}
+		if strings.Contains(got, "14m57s") {
+			t.Errorf("countdown went on after stop: %q", got)
+		}
+	})
 }

@@ -74,6 +74,7 @@ func TestTokenResources(t *testing.T) {
 	}
 
 	t.Run("json", func(t *testing.T) {
+		e := e.with(t)
 		var tj tokenJSON
 		if err := json.Unmarshal([]byte(e.token("dev", "--json")), &tj); err != nil {
 			t.Fatal(err)
@@ -83,6 +84,7 @@ func TestTokenResources(t *testing.T) {
 		}
 	})
 	t.Run("sasl", func(t *testing.T) {
+		e := e.with(t)
 		for mech, want := range map[string]string{
 			"xoauth2":     "user=alice@contoso.com\x01auth=Bearer " + imap + "\x01\x01",
 			"oauthbearer": "n,a=alice@contoso.com,\x01auth=Bearer " + imap + "\x01\x01",
@@ -97,6 +99,7 @@ func TestTokenResources(t *testing.T) {
 		}
 	})
 	t.Run("refresh after expiry", func(t *testing.T) {
+		e := e.with(t)
 		old := e.expireLocally("dev", "exchange")
 		if err := e.srv.ExpireToken(old); err != nil {
 			t.Fatal(err)
@@ -114,6 +117,7 @@ func TestTokenResources(t *testing.T) {
 		}
 	})
 	t.Run("revoked refresh token", func(t *testing.T) {
+		e := e.with(t)
 		if err := e.srv.RevokeUserSessions("alice@contoso.com"); err != nil {
 			t.Fatal(err)
 		}
@@ -198,6 +202,7 @@ func TestStatusLogout(t *testing.T) {
 func TestConsent(t *testing.T) {
 	e := newEmuEnv(t)
 	t.Run("url only", func(t *testing.T) {
+		e := e.with(t)
 		r := e.exec(nil, nil, "consent", "dev", "--url-only")
 		u := strings.TrimSpace(r.out)
 		if r.code != 0 || !strings.HasPrefix(u, e.srv.URL+"/"+e.demo.TenantID+"/v2.0/adminconsent?") ||
@@ -210,12 +215,14 @@ func TestConsent(t *testing.T) {
 		}
 	})
 	t.Run("common refused", func(t *testing.T) {
+		e := e.with(t)
 		r := e.exec(nil, nil, "consent", "multi", "--url-only")
 		if r.code != ExitError || !strings.Contains(r.err, "tenant") || r.out != "" {
 			t.Errorf("exit %d, out %q, stderr:\n%s", r.code, r.out, r.err)
 		}
 	})
 	t.Run("admin grants", func(t *testing.T) {
+		e := e.with(t)
 		in, watch := e.pasteSignIn("alice@contoso.com", false)
 		r := e.exec(in, watch, "consent", "dev", "--no-browser", "--paste", "--json")
 		if r.code != 0 {
@@ -230,6 +237,7 @@ func TestConsent(t *testing.T) {
 		}
 	})
 	t.Run("non-admin", func(t *testing.T) {
+		e := e.with(t)
 		in, watch := e.pasteSignIn("bob@contoso.com", false)
 		r := e.exec(in, watch, "consent", "dev", "--no-browser", "--paste")
 		if r.code != ExitError || !strings.Contains(r.err, "admin consent for dev") {
