@@ -404,7 +404,10 @@ func (a *Account) resourceScopes(c *oauth.Client, key string) ([]string, error) 
 	}
 	// The login's OIDC additions too, so a refreshed ID token still names
 	// the mailbox (servers send claims only for the scopes asked).
-	for _, g := range c.Provider.SplitByResource(a.loginScopes(c, all)) {
+	if !a.AppOnly() {
+		all = a.loginScopes(c, all)
+	}
+	for _, g := range c.Provider.SplitByResource(all) {
 		if keyOf(c.Provider, g.Resource) == key {
 			return g.Scopes, nil
 		}
