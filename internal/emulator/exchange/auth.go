@@ -22,6 +22,7 @@ const (
 	SMTP
 )
 
+// String names the protocol in logs ("imap", "pop3", "smtp").
 func (p Protocol) String() string {
 	return [...]string{"imap", "pop3", "smtp"}[p]
 }

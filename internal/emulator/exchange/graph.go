@@ -58,7 +58,8 @@ type graphReq struct {
 	at        emulator.AccessToken
 	requestID string
 	clientID  string
-	base      string // https://host/v1.0
+	base      string    // scheme://host/v1.0 as the client addressed it
+	now       time.Time // the emulator's clock
 }
 
 func (g *graphReq) fail(status int, code, msg string) {
@@ -72,7 +73,7 @@ func (g *graphReq) fail(status int, code, msg string) {
 	g.w.WriteHeader(status)
 	_ = json.NewEncoder(g.w).Encode(map[string]any{"error": map[string]any{
 		"code": code, "message": msg,
-		"innerError": map[string]any{"date": time.Now().UTC().Format(graphDateTimeForm),
+		"innerError": map[string]any{"date": g.now.UTC().Format(graphDateTimeForm),
 			"request-id": g.requestID, "client-request-id": g.clientID},
 	}})
 }
@@ -87,7 +88,11 @@ func newRequestID() string {
 // serveGraph routes /v1.0/… requests. Graph path segments are
 // case-insensitive, so the routing is done here rather than by ServeMux.
 func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
-	g := &graphReq{w: w, r: r, requestID: newRequestID(), base: "https://" + r.Host + "/v1.0"}
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http" // GraphHandler under a plain httptest server
+	}
+	g := &graphReq{w: w, r: r, requestID: newRequestID(), base: scheme + "://" + r.Host + "/v1.0", now: s.em.Now()}
 	g.clientID = r.Header.Get("client-request-id")
 	if g.clientID == "" {
 		g.clientID = g.requestID

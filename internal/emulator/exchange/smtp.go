@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// maxSMTPMessage is Exchange Online's advertised SIZE limit is 150 MiB;
+// maxSMTPMessage caps a message: Exchange Online advertises SIZE 150 MiB,
 // the emulator keeps mail in memory, so it accepts less.
 const maxSMTPMessage = 35 << 20
 
@@ -80,7 +80,8 @@ func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 
 // loginServer is AUTH LOGIN: it asks for the user name and password, then
 // refuses, as Exchange Online does since basic auth for client submission
-// was retired (reference §5.2).
+// was retired (reference §5.2). Written here because go-sasl has no LOGIN
+// server, and this one only has to refuse.
 type loginServer struct {
 	ss   *smtpSession
 	step int
@@ -152,7 +153,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	}
 	now := ss.s.em.Now()
 	if !bytes.Contains(bytes.ToLower(headerOf(raw)), []byte("\nmessage-id:")) {
-		raw = append([]byte(fmt.Sprintf("Message-ID: <%s@%s.prod.outlook.com>\r\n", derivedID("msg", fmt.Sprint(now.UnixNano()), ss.grant.Mailbox), ss.s.hostname)), raw...)
+		raw = append([]byte(fmt.Sprintf("Message-ID: <%s@%s.prod.outlook.com>\r\n", newRequestID(), ss.s.hostname)), raw...)
 	}
 	received := fmt.Sprintf("Received: from emulator (%s) by %s.prod.outlook.com with Microsoft SMTP Server; %s\r\n",
 		ss.remote, ss.s.hostname, now.UTC().Format(time.RFC1123Z))
