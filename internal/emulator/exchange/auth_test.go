@@ -283,3 +283,23 @@ func TestLongTokens(t *testing.T) {
 		t.Errorf("pop3: %q", got)
 	}
 }
+
+// TestServices checks what Start adds to the emulator's service list (the
+// lines 'mailoauth emulator' prints).
+func TestServices(t *testing.T) {
+	e := newEnv(t)
+	var got []string
+	for _, s := range e.srv.Services() {
+		got = append(got, s.Name+" "+s.URL)
+	}
+	want := []string{"identity " + e.srv.URL, "imap imaps://" + e.xs.IMAPAddr, "pop3 pop3s://" + e.xs.POP3Addr,
+		"smtp smtp://" + e.xs.SMTPAddr, "graph " + e.xs.GraphURL, "imap-plain imap://" + e.xs.PlainIMAPAddr,
+		"pop3-plain pop3://" + e.xs.PlainPOP3Addr}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("services:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := StartWith(e.srv.Emulator, e.srv.TLSConfig(), Options{IMAPAddr: "0.0.0.0:0"}); err == nil ||
+		!strings.Contains(err.Error(), "127.0.0.1 only") {
+		t.Errorf("non-loopback listen: %v", err)
+	}
+}

@@ -111,7 +111,7 @@ func Start(srv *emulator.Server, opts Options) (*Server, error) {
 	}
 	srv.AddService("imap", "imaps://"+xs.IMAPAddr)
 	srv.AddService("pop3", "pop3s://"+xs.POP3Addr)
-	srv.AddService("smtp", "smtp://"+xs.SMTPAddr+" (STARTTLS)")
+	srv.AddService("smtp", "smtp://"+xs.SMTPAddr) // submission: STARTTLS, as smtp:// means in mailoauth configs
 	srv.AddService("graph", xs.GraphURL)
 	if xs.PlainIMAPAddr != "" {
 		srv.AddService("imap-plain", "imap://"+xs.PlainIMAPAddr)
