@@ -470,3 +470,32 @@ func b64s(s string) string { return base64.StdEncoding.EncodeToString([]byte(s))
 
 // plainIR is a SASL PLAIN response.
 func plainIR(user, pass string) string { return b64s("\x00" + user + "\x00" + pass) }
+
+// probe fills the proxy's upstream capability cache.
+func probe(t *testing.T, e *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.srv.Probe(ctx)
+	if e.srv.upstreamCaps() == nil {
+		t.Fatalf("probe learnt nothing; log:\n%s", e.logs.String())
+	}
+}
+
+func mustURL(t *testing.T, u string) mailclient.Server {
+	t.Helper()
+	s, err := mailclient.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type ctxT = context.Context
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// fastVerifier refuses every password without hashing (fuzzing).
+type fastVerifier struct{}
+
+func (fastVerifier) Verify(string, string) error { return ErrBadPassword }
