@@ -171,6 +171,9 @@ func (s *Server) authorize(p Protocol, user, token string) (Grant, *authFailure)
 	if !strings.EqualFold(at.Resource, emulator.ExchangeAppID) {
 		return Grant{}, fail("token is for resource %s (%s), not Exchange Online", at.Resource, at.Audience)
 	}
+	if user == "" && !at.AppOnly() {
+		user = at.UPN // OAUTHBEARER may omit a= (RFC 7628): the token's user
+	}
 	mb, ok := s.mailbox(user)
 	if !ok {
 		return Grant{}, fail("no mailbox %q", user)

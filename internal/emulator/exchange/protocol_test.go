@@ -61,7 +61,11 @@ func TestIMAPOAuthBearerSwitch(t *testing.T) {
 	tok := e.userToken(appPublic, alice, exoScopes)
 	e.xs.SetOAuthBearer(true)
 	ob := func(user, token string) string {
-		return base64.StdEncoding.EncodeToString([]byte("n,a=" + user + ",\x01host=127.0.0.1\x01port=993\x01auth=Bearer " + token + "\x01\x01"))
+		gs2 := "n,,"
+		if user != "" {
+			gs2 = "n,a=" + user + ","
+		}
+		return base64.StdEncoding.EncodeToString([]byte(gs2 + "\x01host=127.0.0.1\x01port=993\x01auth=Bearer " + token + "\x01\x01"))
 	}
 	l := e.dialTLS(e.xs.IMAPAddr)
 	l.read()
@@ -87,6 +91,11 @@ func TestIMAPOAuthBearerSwitch(t *testing.T) {
 	l.expect(imapNO)
 	l.send("a2 AUTHENTICATE OAUTHBEARER " + ob(alice, tok))
 	l.expect("a2 OK AUTHENTICATE completed.")
+	// Without a= the token's own user is meant.
+	l2 := e.dialTLS(e.xs.IMAPAddr)
+	l2.read()
+	l2.send("a3 AUTHENTICATE OAUTHBEARER " + ob("", tok))
+	l2.expect("a3 OK AUTHENTICATE completed.")
 	// POP3 CAPA and SMTP EHLO follow the switch.
 	p := e.dialTLS(e.xs.POP3Addr)
 	p.read()
