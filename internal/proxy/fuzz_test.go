@@ -97,7 +97,7 @@ func FuzzSessions(f *testing.F) {
 			Passwords: fastVerifier{},
 			Delay:     func(ctxT, time.Duration) error { return nil },
 			MaxLine:   512, MaxLiteral: 256,
-			Logger:    discardLogger,
+			Logger: discardLogger,
 		})
 		if err != nil {
 			t.Fatal(err)
