@@ -186,7 +186,9 @@ func (s *scheduler) loop(ctx context.Context, j *job) {
 		j.mu.Lock()
 		switch {
 		case err == nil:
-			if !j.expiry.IsZero() && !tok.Expiry.Equal(j.expiry) {
+			// A new token after a healthy wait is a scheduled refresh
+			// (not the first look, nor a login found after a failure).
+			if !j.expiry.IsZero() && !tok.Expiry.Equal(j.expiry) && j.failures == 0 && !j.relogin {
 				s.d.metrics.refreshed(k, now.Sub(start))
 			}
 			j.expiry, j.lastErr, j.relogin = tok.Expiry, "", false
