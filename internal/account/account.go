@@ -175,8 +175,11 @@ type Account struct {
 	hc     *http.Client
 	hcErr  error
 
+	pmu  sync.Mutex
+	prov *provider.Provider // built on first use (discovery needs the network)
+
 	mu      sync.Mutex
-	client  *oauth.Client // built on first use (discovery may need the network)
+	client  *oauth.Client // built on first use (secrets are resolved then)
 	sources map[string]*tokens.Source
 	email   string // learned from the stored ID token when the config has none
 }
@@ -279,23 +282,47 @@ func (a *Account) Client(ctx context.Context) (*oauth.Client, error) {
 	return c, nil
 }
 
-func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
-	ac := a.cfg
-	hc, err := a.httpClient()
-	if err != nil {
-		return nil, err
+// Provider returns the account's authorization server: Microsoft (from
+// tenant, cloud and authority) and Google need no request; an OIDC issuer is
+// discovered on first use.
+func (a *Account) Provider(ctx context.Context) (*provider.Provider, error) {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	if a.prov != nil {
+		return a.prov, nil
 	}
-	var p *provider.Provider
+	ac := a.cfg
+	var (
+		p   *provider.Provider
+		err error
+	)
 	switch ac.Provider {
 	case config.Microsoft:
 		p, err = provider.Microsoft(provider.MicrosoftOptions{Tenant: ac.Tenant, Cloud: ac.Cloud, Authority: ac.Authority})
 	case config.Google:
 		p = provider.Google()
 	case config.OIDC:
-		p, err = provider.Discover(ctx, hc, ac.Issuer)
+		var hc *http.Client
+		if hc, err = a.httpClient(); err == nil {
+			p, err = provider.Discover(ctx, hc, ac.Issuer)
+		}
 	default:
 		err = fmt.Errorf("unknown provider %q", ac.Provider)
 	}
+	if err != nil {
+		return nil, err
+	}
+	a.prov = p
+	return p, nil
+}
+
+func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
+	ac := a.cfg
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.Provider(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -339,12 +366,12 @@ func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
 }
 
 // scopes expands the account's scope list for its flow.
-func (a *Account) scopes(c *oauth.Client) ([]string, error) {
+func (a *Account) scopes(p *provider.Provider) ([]string, error) {
 	d := provider.Delegated
 	if a.AppOnly() {
 		d = provider.AppOnly
 	}
-	return c.Provider.ExpandScopes(a.cfg.Scopes, d)
+	return p.ExpandScopes(a.cfg.Scopes, d)
 }
 
 // cacheKey maps a resource a caller names to the access token that serves
@@ -382,12 +409,12 @@ func keyOf(p *provider.Provider, resource string) string {
 // resourceScopes returns the scopes to send for the token of key: one
 // resource's scopes plus the OIDC ones (Microsoft issues one resource per
 // token request).
-func (a *Account) resourceScopes(c *oauth.Client, key string) ([]string, error) {
-	all, err := a.scopes(c)
+func (a *Account) resourceScopes(p *provider.Provider, key string) ([]string, error) {
+	all, err := a.scopes(p)
 	if err != nil {
 		return nil, err
 	}
-	if a.AppOnly() && c.Provider.Kind == provider.KindMicrosoft {
+	if a.AppOnly() && p.Kind == provider.KindMicrosoft {
 		// App-only tokens: exactly "<resource>/.default". Graph is allowed
 		// even when the config lists only mail presets, so check --graph
 		// works with the same app registration.
@@ -395,20 +422,20 @@ func (a *Account) resourceScopes(c *oauth.Client, key string) ([]string, error) 
 		if key == cacheGraph {
 			preset = "graph-mail"
 		}
-		for _, g := range c.Provider.SplitByResource(all) {
-			if keyOf(c.Provider, g.Resource) == key {
+		for _, g := range p.SplitByResource(all) {
+			if keyOf(p, g.Resource) == key {
 				return dropOIDC(g.Scopes), nil
 			}
 		}
-		return c.Provider.ExpandScopes([]string{preset}, provider.AppOnly)
+		return p.ExpandScopes([]string{preset}, provider.AppOnly)
 	}
 	// The login's OIDC additions too, so a refreshed ID token still names
 	// the mailbox (servers send claims only for the scopes asked).
 	if !a.AppOnly() {
-		all = a.loginScopes(c, all)
+		all = a.loginScopes(p, all)
 	}
-	for _, g := range c.Provider.SplitByResource(all) {
-		if keyOf(c.Provider, g.Resource) == key {
+	for _, g := range p.SplitByResource(all) {
+		if keyOf(p, g.Resource) == key {
 			return g.Scopes, nil
 		}
 	}
@@ -433,6 +460,19 @@ func (a *Account) Token(ctx context.Context, resource string) (*oauth.Token, err
 	key, err := a.cacheKey(resource)
 	if err != nil {
 		return nil, err
+	}
+	if a.cfg.Provider != config.OIDC {
+		// A resource the account's scopes do not cover is a config
+		// mistake: say so now rather than record it as a failed refresh
+		// (which would mark the whole account unhealthy). These providers
+		// are built without a request; an OIDC one would need discovery.
+		p, err := a.Provider(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", a.cfg.Name, err)
+		}
+		if _, err := a.resourceScopes(p, key); err != nil {
+			return nil, err
+		}
 	}
 	src, err := a.source(key)
 	if err != nil {
@@ -468,7 +508,7 @@ func (a *Account) source(key string) (*tokens.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		scopes, err := a.resourceScopes(c, key)
+		scopes, err := a.resourceScopes(c.Provider, key)
 		if err != nil {
 			return nil, err
 		}
@@ -518,7 +558,7 @@ func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, err := a.scopes(c)
+	all, err := a.scopes(c.Provider)
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", a.cfg.Name, err)
 	}
@@ -534,7 +574,7 @@ func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
 				key = keyOf(c.Provider, c.Provider.SplitByResource(all)[0].Resource)
 			}
 		}
-		scopes, err := a.resourceScopes(c, key)
+		scopes, err := a.resourceScopes(c.Provider, key)
 		if err != nil {
 			return nil, err
 		}
@@ -543,7 +583,7 @@ func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
 			return nil, err
 		}
 	} else {
-		scopes := a.loginScopes(c, all)
+		scopes := a.loginScopes(c.Provider, all)
 		key = keyOf(c.Provider, c.Provider.SplitByResource(scopes)[0].Resource)
 		switch a.cfg.Flow {
 		case config.FlowDevice:
@@ -590,11 +630,11 @@ func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
 // (Microsoft consents to every resource at once, then issues the first),
 // plus openid and profile/email when the config names no mailbox, so the ID
 // token tells which mailbox signed in.
-func (a *Account) loginScopes(c *oauth.Client, all []string) []string {
+func (a *Account) loginScopes(p *provider.Provider, all []string) []string {
 	scopes := slices.Clone(all)
 	if a.cfg.Email == "" {
 		extra := []string{"openid", "profile"}
-		if c.Provider.Kind != provider.KindMicrosoft {
+		if p.Kind != provider.KindMicrosoft {
 			extra = []string{"openid", "email"}
 		}
 		for _, s := range extra {

@@ -131,11 +131,11 @@ client_secret = "env:NOPE"
 			var got []string
 			key, err := a.cacheKey(tt.resource)
 			if err == nil {
-				c, cerr := a.Client(context.Background())
-				if cerr != nil {
-					t.Fatal(cerr)
+				p, perr := a.Provider(context.Background())
+				if perr != nil {
+					t.Fatal(perr)
 				}
-				got, err = a.resourceScopes(c, key)
+				got, err = a.resourceScopes(p, key)
 			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -164,6 +164,11 @@ func TestTokenNeedsLogin(t *testing.T) {
 	if !errors.Is(err, tokens.ErrReloginRequired) || !errors.As(err, &re) || re.Command != "mailoauth login ms" {
 		t.Errorf("got %v, want a ReloginError naming mailoauth login ms", err)
 	}
+	// A resource the scopes do not cover is a config mistake, not a failed
+	// refresh: the account's health stays as it was.
+	if _, err := a.Token(context.Background(), "graph"); err == nil || !strings.Contains(err.Error(), "add graph-mail to scopes") {
+		t.Errorf("graph without graph scopes: %v", err)
+	}
 	if _, err := m.Account("nope"); !errors.Is(err, config.ErrNoAccount) {
 		t.Errorf("unknown account: %v", err)
 	}
@@ -171,7 +176,7 @@ func TestTokenNeedsLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Health != HealthLoggedOut || st.LoggedIn || st.NextAction != "run: mailoauth login ms" {
+	if st.Health != HealthLoggedOut || st.LoggedIn || st.NextAction != "run: mailoauth login ms" || st.LastError != "" {
 		t.Errorf("status %+v", st)
 	}
 }

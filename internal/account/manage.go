@@ -194,7 +194,7 @@ func (a *Account) consentScope(c *oauth.Client) string {
 	if cl == nil {
 		return ""
 	}
-	all, err := a.scopes(c)
+	all, err := a.scopes(c.Provider)
 	if err == nil {
 		for _, g := range c.Provider.SplitByResource(all) {
 			if keyOf(c.Provider, g.Resource) == cacheExchange {
