@@ -131,6 +131,17 @@ func TestCheckEmulator(t *testing.T) {
 			},
 			want: []string{"server said: NO AUTHENTICATE failed.", "New-ServicePrincipal"},
 		},
+		{
+			name: "imap disabled for the mailbox", args: []string{"check", "demo", "--imap", "--graph"}, wantCode: ExitError,
+			setup: func(t *testing.T) {
+				must(t, env.Emulator.ChangeExchange(emulator.ExchangeChange{Tenant: tenant, Mailbox: env.User, IMAPEnabled: ptr(false)}))
+			},
+			undo: func(t *testing.T) {
+				must(t, env.Emulator.ChangeExchange(emulator.ExchangeChange{Tenant: tenant, Mailbox: env.User, IMAPEnabled: ptr(true)}))
+			},
+			// Graph still works: only the failing protocol fails.
+			want: []string{"FAIL authenticate", "server said: NO AUTHENTICATE failed.", "IMAP is enabled for the mailbox", "ok   list"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
