@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +19,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/oauth"
@@ -75,6 +79,18 @@ flow = "client_credentials"
 certificate = "app.pem"
 email = "alice@contoso.com"
 
+[accounts.app-pfx]
+client_id = "{confidential}"
+tenant = "{tenant}"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "client_credentials"
+certificate = "app.pfx"
+certificate_password = "env:EMU_PFX_PASSWORD"
+assertion_alg = "RS256"
+x5c = true
+email = "alice@contoso.com"
+
 [accounts.ropc]
 client_id = "{public}"
 tenant = "{tenant}"
@@ -117,6 +133,8 @@ func newEmuEnv(t testing.TB) *emuEnv {
 		t.Fatal(err)
 	}
 	write("app.pem", append(certPEM, keyPEM...))
+	write("app.pfx", pfx(t, certPEM, keyPEM, "pfx-password"))
+	t.Setenv("EMU_PFX_PASSWORD", "pfx-password")
 	cfg := strings.NewReplacer("{dir}", e.dir, "{public}", e.demo.PublicClientID, "{confidential}", e.demo.ConfidentialID,
 		"{tenant}", e.demo.TenantID, "{url}", srv.URL, "{ropc_user}", e.demo.Users[0]).Replace(emuAccounts)
 	e.cfg = filepath.Join(e.dir, "config.toml")
@@ -134,6 +152,32 @@ func (e *emuEnv) with(t testing.TB) *emuEnv {
 	c := *e
 	c.t = t
 	return &c
+}
+
+// pfx packs a PEM certificate and key as a password-protected PKCS#12 file,
+// the form Windows and Azure portals export.
+func pfx(t testing.TB, certPEM, keyPEM []byte, password string) []byte {
+	t.Helper()
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		t.Fatal("emulator app certificate is not PEM")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		if key, err = x509.ParsePKCS1PrivateKey(kb.Bytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := pkcs12.Modern.Encode(key, cert, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // run is one command line, in-process, with stdin, stdout and a watched
@@ -376,7 +420,7 @@ func TestLoginAuthCodePaste(t *testing.T) {
 
 func TestLoginClientCredentials(t *testing.T) {
 	e := newEmuEnv(t)
-	for _, acct := range []string{"app", "app-cert"} {
+	for _, acct := range []string{"app", "app-cert", "app-pfx"} {
 		t.Run(acct, func(t *testing.T) {
 			r := e.exec(nil, nil, "login", acct)
 			if r.code != 0 {
