@@ -77,6 +77,11 @@ type tokenJSON struct {
 // record. Nothing touches the network unless a refresh is due.
 func runToken(ctx context.Context, o *TokenOptions) error {
 	g := o.G
+	// A running `mailoauth serve` answers from memory (serve.go); without
+	// one, read the store here.
+	if done, err := runTokenViaDaemon(ctx, o); done {
+		return err
+	}
 	m, err := openAccounts(ctx, g)
 	if err != nil {
 		return err
