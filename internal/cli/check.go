@@ -73,15 +73,19 @@ type checkResult struct {
 }
 
 func runCheck(ctx context.Context, g *Globals, o *checkOptions) error {
+	a, err := g.Account(o.Account)
+	if err != nil {
+		return err
+	}
+	protos, err := checkProtocols(a, o)
+	if err != nil {
+		return err
+	}
 	acct, closeAcct, err := g.openMailAccount(ctx, o.Account)
 	if err != nil {
 		return err
 	}
 	defer closeAcct()
-	protos, err := checkProtocols(acct.Config(), o)
-	if err != nil {
-		return err
-	}
 	var results []checkResult
 	for _, p := range protos {
 		rep, err := checkOne(ctx, g, acct, p, o.Recent)
@@ -137,6 +141,8 @@ func checkProtocols(a *config.Account, o *checkOptions) ([]string, error) {
 		switch {
 		case all && has[p]:
 			out = append(out, p)
+		case asked[p] && !has[p] && p == "graph" && a.Provider != config.Microsoft:
+			return nil, &ConfigError{Err: fmt.Errorf("account %s: Microsoft Graph exists for provider microsoft only, not %s", a.Name, a.Provider)}
 		case asked[p] && !has[p]:
 			return nil, &ConfigError{Err: fmt.Errorf("account %s has no %s server: set %s in its [accounts.%s] table", a.Name, p, p, a.Name)}
 		case asked[p]:

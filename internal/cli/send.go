@@ -70,12 +70,10 @@ func newSendCmd(g *Globals) *cobra.Command {
 }
 
 func runSend(ctx context.Context, g *Globals, o *sendOptions) error {
-	acct, closeAcct, err := g.openMailAccount(ctx, o.Account)
+	a, err := g.Account(o.Account)
 	if err != nil {
 		return err
 	}
-	defer closeAcct()
-	a := acct.Config()
 	via := o.Via
 	if via == "" {
 		via = "graph"
@@ -108,6 +106,11 @@ func runSend(ctx context.Context, g *Globals, o *sendOptions) error {
 		return fmt.Errorf("the message body on stdin is larger than %d MB", maxBody>>20)
 	}
 	msg.Body = bytes.NewReader(body)
+	acct, closeAcct, err := g.openMailAccount(ctx, o.Account)
+	if err != nil {
+		return err
+	}
+	defer closeAcct()
 
 	rep, err := sendOne(ctx, g, acct, via, msg)
 	if g.JSON {
