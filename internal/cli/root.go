@@ -104,6 +104,7 @@ func NewRootCmd(g *Globals) *cobra.Command {
 		newCheckCmd(g),
 		newSendCmd(g),
 		newDemoCmd(g),
+		newProxyCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailoauth/mailoauth/internal/proxy"
+)
+
+func writeProxyConfig(t *testing.T, upstream string) string {
+	t.Helper()
+	t.Setenv("MAILOAUTH_STATE_DIR", filepath.Join(t.TempDir(), "state"))
+	file := filepath.Join(t.TempDir(), "config.toml")
+	doc := fmt.Sprintf(`[accounts.work]
+client_id = "x"
+email = "alice@example.test"
+imap = %q
+[accounts.other]
+client_id = "y"
+email = "bob@example.test"
+[proxy.imap]
+listen = "127.0.0.1:0"
+accounts = ["work"]
+`, upstream)
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestProxyPasswd(t *testing.T) {
+	file := writeProxyConfig(t, "imaps://imap.example.test")
+	run := func(stdin string, args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		g := &Globals{ConfigPath: file, In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}
+		return Run(context.Background(), g, append([]string{"--config", file}, args...)), errOut.String()
+	}
+	if code, msg := run("s3cret\n", "proxy", "passwd", "work"); code != ExitOK || !strings.Contains(msg, "Mail clients log in as alice@example.test") {
+		t.Fatalf("passwd = %d: %s", code, msg)
+	}
+	path := filepath.Join(os.Getenv("MAILOAUTH_STATE_DIR"), proxy.PasswordFileName)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	f := proxy.OpenPasswordFile(path)
+	if err := f.Verify("work", "s3cret"); err != nil {
+		t.Errorf("stored password does not verify: %v", err)
+	}
+	for _, tt := range []struct {
+		name, stdin string
+		args        []string
+		code        int
+		msg         string
+	}{
+		{"empty stdin", "", []string{"proxy", "passwd", "work"}, ExitError, "no password on stdin"},
+		{"unknown account", "x\n", []string{"proxy", "passwd", "ghost"}, ExitConfig, "ghost"},
+		{"no account", "x\n", []string{"proxy", "passwd"}, ExitUsage, "accepts 1 arg"},
+		{"too long", strings.Repeat("p", 2000), []string{"proxy", "passwd", "work"}, ExitError, "longer than 1024 bytes"},
+		{"not in a proxy", "pw\n", []string{"proxy", "passwd", "other"}, ExitOK, "in no proxy's accounts list"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, msg := run(tt.stdin, tt.args...)
+			if code != tt.code || !strings.Contains(msg, tt.msg) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", code, tt.code, msg, tt.msg)
+			}
+		})
+	}
+	if err := f.Verify("work", "s3cret"); err != nil {
+		t.Errorf("a failed passwd changed the password: %v", err)
+	}
+}
+
+func TestProxyNoConfig(t *testing.T) {
+	t.Setenv("MAILOAUTH_STATE_DIR", t.TempDir())
+	file := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(file, []byte("[accounts.work]\nclient_id = \"x\"\n"), 0o600)
+	var errOut bytes.Buffer
+	g := &Globals{ConfigPath: file, In: strings.NewReader(""), Out: io.Discard, ErrOut: &errOut}
+	if code := Run(context.Background(), g, []string{"--config", file, "proxy"}); code != ExitConfig || !strings.Contains(errOut.String(), "no proxy is configured") {
+		t.Errorf("exit %d: %s", code, errOut.String())
+	}
+}
+
+// TestProxyRun runs `mailoauth proxy` from a config against a scripted
+// IMAP server, logs in as a password-only client, and stops it the way
+// SIGTERM does (the command's context ends).
+func TestProxyRun(t *testing.T) {
+	up := scriptedIMAP(t)
+	file := writeProxyConfig(t, "imap+insecure://"+up)
+	var errOut bytes.Buffer
+	g := &Globals{ConfigPath: file, In: strings.NewReader("pw\n"), Out: io.Discard, ErrOut: &errOut}
+	if code := Run(context.Background(), g, []string{"--config", file, "proxy", "passwd", "work"}); code != ExitOK {
+		t.Fatalf("passwd: %s", errOut.String())
+	}
+
+	var out syncBuf
+	g = &Globals{ConfigPath: file, Out: &out, ErrOut: &errOut}
+	g.Logger = discardSlog()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	var tokMu sync.Mutex
+	var tokReqs []string
+	go func() {
+		done <- RunProxy(ctx, &ProxyOptions{G: g, ShutdownTimeout: time.Second, Ready: func(a map[string]string) { ready <- a },
+			Token: func(ctx context.Context, account, protocol string) (string, error) {
+				tokMu.Lock()
+				defer tokMu.Unlock()
+				tokReqs = append(tokReqs, account+"/"+protocol)
+				return "tok", nil
+			}})
+	}()
+	var addrs map[string]string
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("RunProxy: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "imap: listening on "+addrs["imap"]+" (local TLS: none) for work") {
+		t.Errorf("stdout: %q", out.String())
+	}
+	c, err := net.Dial("tcp", addrs["imap"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	var got []string
+	read := func() {
+		l, _ := r.ReadString('\n')
+		got = append(got, strings.TrimRight(l, "\r\n"))
+	}
+	read()
+	fmt.Fprintf(c, "a LOGIN alice@example.test pw\r\n")
+	read()
+	fmt.Fprintf(c, "b LOGOUT\r\n")
+	read()
+	read()
+	want := []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] mailoauth mailoauth proxy ready", "a OK Logged in", "* BYE bye", "b OK done"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("session (-want +got):\n%s", diff)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunProxy after stop: %v", err)
+	}
+	if diff := cmp.Diff([]string{"work/imap"}, tokReqs); diff != "" {
+		t.Errorf("token requests (-want +got):\n%s", diff)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// scriptedIMAP is an IMAP server that takes XOAUTH2 with token "tok".
+func scriptedIMAP(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				fmt.Fprintf(c, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f := strings.Fields(l)
+					if len(f) < 2 {
+						return
+					}
+					switch strings.ToUpper(f[1]) {
+					case "CAPABILITY":
+						fmt.Fprintf(c, "* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2\r\n%s OK done\r\n", f[0])
+					case "AUTHENTICATE":
+						ir, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
+						if string(ir) == "user=alice@example.test\x01auth=Bearer tok\x01\x01" {
+							fmt.Fprintf(c, "%s OK Logged in\r\n", f[0])
+						} else {
+							fmt.Fprintf(c, "%s NO bad\r\n", f[0])
+						}
+					case "LOGOUT":
+						fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", f[0])
+						return
+					default:
+						fmt.Fprintf(c, "%s OK done\r\n", f[0])
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+func discardSlog() *slog.Logger { return slog.New(slog.DiscardHandler) }
