@@ -112,7 +112,9 @@ func Start(srv *emulator.Server, opts Options) (*Server, error) {
 	srv.AddService("imap", "imaps://"+xs.IMAPAddr)
 	srv.AddService("pop3", "pop3s://"+xs.POP3Addr)
 	srv.AddService("smtp", "smtp://"+xs.SMTPAddr) // submission: STARTTLS, as smtp:// means in mailoauth configs
-	srv.AddService("graph", xs.GraphURL)
+	// The base without /v1.0: that is what an account's graph key takes, so
+	// the printed line can be pasted into a config as it is.
+	srv.AddService("graph", strings.TrimSuffix(xs.GraphURL, "/v1.0"))
 	if xs.PlainIMAPAddr != "" {
 		srv.AddService("imap-plain", "imap://"+xs.PlainIMAPAddr)
 	}
