@@ -418,6 +418,43 @@ func TestLoginAuthCodePaste(t *testing.T) {
 	}
 }
 
+// TestLoginAuthCodeLoopback: the browser reaches the listener on 127.0.0.1
+// itself (no paste); the listener answers with the success page.
+func TestLoginAuthCodeLoopback(t *testing.T) {
+	e := newEmuEnv(t)
+	var (
+		once sync.Once
+		page = make(chan string, 1)
+	)
+	watch := func(all string) {
+		m := urlLine.FindStringSubmatch(all)
+		if m == nil {
+			return
+		}
+		once.Do(func() {
+			go func() {
+				redirect := e.signIn(m[1], "alice@contoso.com", false)
+				resp, err := http.Get(redirect) // the browser following the redirect to the listener
+				if err != nil {
+					page <- err.Error()
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				page <- resp.Status + " " + string(body)
+			}()
+		})
+	}
+	r := e.exec(nil, watch, "login", "dev", "--no-browser")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.err)
+	}
+	if p := <-page; !strings.HasPrefix(p, "200 ") {
+		t.Errorf("listener page: %.300s", p)
+	}
+	e.token("dev")
+}
+
 func TestLoginClientCredentials(t *testing.T) {
 	e := newEmuEnv(t)
 	for _, acct := range []string{"app", "app-cert", "app-pfx"} {
