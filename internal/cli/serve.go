@@ -73,6 +73,7 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 	log := slog.New(slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: level}))
 	d, err := daemon.New(daemon.Options{
 		Socket:             cfg.Serve.Socket,
+		ConfigFile:         cfg.File,
 		Metrics:            cfg.Serve.Metrics,
 		MetricsAllowRemote: o.MetricsAllowRemote,
 		Hooks:              daemon.Hooks{OnRelogin: cfg.Serve.OnRelogin, OnError: cfg.Serve.OnError, OnToken: cfg.Serve.OnToken},
@@ -140,7 +141,7 @@ func runTokenViaDaemon(ctx context.Context, o *TokenOptions) (done bool, err err
 	if _, err := os.Stat(cfg.Serve.Socket); err != nil {
 		return false, nil
 	}
-	tok, user, err := (&daemon.Client{Socket: cfg.Serve.Socket}).Token(ctx, o.Account, o.Resource)
+	tok, user, err := (&daemon.Client{Socket: cfg.Serve.Socket, Config: cfg.File}).Token(ctx, o.Account, o.Resource)
 	switch {
 	case errors.Is(err, daemon.ErrNoDaemon), errors.Is(err, config.ErrNoAccount):
 		if g.Logger != nil {

@@ -29,6 +29,7 @@ const (
 	CodeUnknownAccount  = "unknown_account"  // no such account in the daemon's config
 	CodeReloginRequired = "relogin_required" // an interactive login is needed
 	CodeRefreshFailed   = "refresh_failed"   // any other failure; retried later
+	CodeOtherConfig     = "other_config"     // the daemon serves another config file
 )
 
 // ErrorReply is the body of every failed request. It never holds a token.
@@ -64,6 +65,13 @@ func (d *Daemon) serveToken(w http.ResponseWriter, r *http.Request, acc Accounts
 	name, resource := q.Get("account"), q.Get("resource")
 	if resource == "" {
 		resource = "imap"
+	}
+	// A `mailoauth --config other.toml token` must not get a token of the
+	// same-named account of the daemon's config.
+	if c := q.Get("config"); c != "" && d.opts.ConfigFile != "" && c != d.opts.ConfigFile {
+		d.metrics.request(CodeOtherConfig)
+		writeJSON(w, http.StatusConflict, ErrorReply{Error: CodeOtherConfig, Message: "the daemon serves " + d.opts.ConfigFile + ", not " + c})
+		return
 	}
 	if name == "" {
 		d.metrics.request("bad_request")

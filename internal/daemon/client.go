@@ -17,14 +17,18 @@ import (
 )
 
 // ErrNoDaemon matches the Client's errors when no daemon answers on the
-// socket (no socket file, nobody listening, connect timeout): the caller
-// should then read the store itself.
+// socket (no socket file, nobody listening, connect timeout) or the one
+// answering serves another config file: the caller should then read the
+// store itself.
 var ErrNoDaemon = errors.New("no mailoauth daemon")
 
 // Client asks a running daemon for tokens over its socket. The zero value
 // with Socket set is ready; it keeps no connection open between calls.
 type Client struct {
 	Socket string
+	// Config is the caller's config file; a daemon serving another one
+	// answers as if absent (ErrNoDaemon). "" skips the check.
+	Config string
 	// ConnectTimeout bounds connecting to the socket. Default 200ms: a
 	// live daemon accepts at once, and a hung one must not delay the mail
 	// client's fallback to the store by more.
@@ -38,6 +42,9 @@ type Client struct {
 // config.ErrNoAccount when the daemon does not know the account.
 func (c *Client) Token(ctx context.Context, account, resource string) (*oauth.Token, string, error) {
 	q := url.Values{"account": {account}, "resource": {resource}}
+	if c.Config != "" {
+		q.Set("config", c.Config)
+	}
 	var rep TokenReply
 	if err := c.get(ctx, "/v1/token?"+q.Encode(), &rep); err != nil {
 		return nil, "", err
@@ -66,14 +73,12 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	if timeout <= 0 {
 		timeout = 200 * time.Millisecond
 	}
-	dialed := false
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			conn, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "unix", c.Socket)
 			if err != nil {
 				return nil, fmt.Errorf("%w on %s: %w", ErrNoDaemon, c.Socket, err)
 			}
-			dialed = true
 			return conn, nil
 		},
 		DisableKeepAlives: true,
@@ -88,7 +93,10 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		if !dialed && !errors.Is(err, ErrNoDaemon) {
+		// No answer (not connected, or the daemon closed the connection
+		// while shutting down): the request is a read, so the caller can
+		// safely do it from the store instead.
+		if ctx.Err() == nil && !errors.Is(err, ErrNoDaemon) {
 			err = fmt.Errorf("%w: %w", ErrNoDaemon, err)
 		}
 		var ue *url.Error
@@ -127,6 +135,8 @@ func replyError(er ErrorReply) error {
 		return &tokens.ReloginError{Account: er.Account, Reason: er.Reason, Command: cmd}
 	case CodeUnknownAccount:
 		return fmt.Errorf("daemon: %w: %s", config.ErrNoAccount, er.Message)
+	case CodeOtherConfig:
+		return fmt.Errorf("%w: %s", ErrNoDaemon, er.Message)
 	}
 	return fmt.Errorf("daemon: %s", er.Message)
 }

@@ -49,6 +49,9 @@ import (
 type Options struct {
 	// Socket is the Unix socket path (config [serve] socket).
 	Socket string
+	// ConfigFile is the config file the daemon serves; a client naming
+	// another one gets ErrNoDaemon and reads its own store. "" accepts all.
+	ConfigFile string
 	// Metrics is the host:port of the /metrics listener, "" for none. It
 	// must be a loopback address unless MetricsAllowRemote is set:
 	// token expiry times and account names are nobody else's business.

@@ -23,7 +23,8 @@ import (
 // store path gives.
 func TestTokenOverSocket(t *testing.T) {
 	e := newEnv(t, time.Now().Add(time.Hour))
-	r := e.start(Options{})
+	r := e.start(Options{ConfigFile: e.cfg.File})
+	r.client.Config = e.cfg.File
 	ctx := t.Context()
 
 	tok, user, err := r.client.Token(ctx, "work", "imap")
@@ -52,6 +53,12 @@ func TestTokenOverSocket(t *testing.T) {
 		_, _, err := r.client.Token(ctx, "nobody", "imap")
 		if !errors.Is(err, config.ErrNoAccount) {
 			t.Errorf("err = %v, want config.ErrNoAccount", err)
+		}
+	})
+	t.Run("other config file", func(t *testing.T) {
+		c := &Client{Socket: e.sock, Config: "/elsewhere/config.toml"}
+		if _, _, err := c.Token(ctx, "work", "imap"); !errors.Is(err, ErrNoDaemon) {
+			t.Errorf("err = %v, want ErrNoDaemon", err)
 		}
 	})
 	t.Run("missing account parameter", func(t *testing.T) {
@@ -227,6 +234,14 @@ func TestShutdown(t *testing.T) {
 	e := newEnv(t, time.Now().Add(-time.Minute))
 	block, entered := make(chan struct{}), make(chan struct{}, 1)
 	e.idp.set(func(f *fakeIdP) { f.block, f.entered = block, entered })
+	asked := make(chan struct{}, 1)
+	e.wrap = func(a Accounts) Accounts {
+		return watchAccounts{a, func(_, resource string) {
+			if resource == "imap" { // the socket request; the schedule asks for "mail"
+				asked <- struct{}{}
+			}
+		}}
+	}
 	r := e.start(Options{ShutdownTimeout: 10 * time.Second})
 
 	got := make(chan error, 1)
@@ -235,6 +250,7 @@ func TestShutdown(t *testing.T) {
 		got <- err
 	}()
 	<-entered // the refresh is at the token endpoint
+	<-asked   // and the request is in the daemon, waiting for it
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop(t) }()
 	// Give Serve the stop; it must wait for the refresh rather than return.

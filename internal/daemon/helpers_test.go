@@ -127,6 +127,19 @@ type env struct {
 	sock  string
 	cfg   *config.Config
 	store tokens.Store
+	// wrap, when set, wraps the daemon's Accounts (to watch its calls).
+	wrap func(Accounts) Accounts
+}
+
+// watchAccounts calls onToken before each Token call.
+type watchAccounts struct {
+	Accounts
+	onToken func(account, resource string)
+}
+
+func (w watchAccounts) Token(ctx context.Context, account, resource string) (*oauth.Token, time.Time, error) {
+	w.onToken(account, resource)
+	return w.Accounts.Token(ctx, account, resource)
 }
 
 const testConfig = `
@@ -213,7 +226,11 @@ func (e *env) start(opts Options) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{d: d, cancel: cancel, done: make(chan error, 1), client: &Client{Socket: opts.Socket}}
-	go func() { r.done <- d.Serve(ctx, FromManager(m, aopts)) }()
+	acc := FromManager(m, aopts)
+	if e.wrap != nil {
+		acc = e.wrap(acc)
+	}
+	go func() { r.done <- d.Serve(ctx, acc) }()
 	e.t.Cleanup(func() { r.stop(e.t) })
 	return r
 }
