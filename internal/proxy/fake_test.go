@@ -92,8 +92,11 @@ func tokenOK(b64 string) bool {
 var errChallenge = base64.StdEncoding.EncodeToString([]byte(`{"status":"401","schemes":"bearer","scope":"mail"}`))
 
 func (f *fakeUpstream) serve(c net.Conn) {
-	if f.impl {
-		tc := tls.Server(c, f.tls)
+	f.mu.Lock()
+	impl, tlsConf := f.impl, f.tls
+	f.mu.Unlock()
+	if impl {
+		tc := tls.Server(c, tlsConf)
 		if tc.Handshake() != nil {
 			return
 		}
@@ -499,3 +502,7 @@ var discardLogger = slog.New(slog.DiscardHandler)
 type fastVerifier struct{}
 
 func (fastVerifier) Verify(string, string) error { return ErrBadPassword }
+
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

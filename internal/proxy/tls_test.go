@@ -145,7 +145,9 @@ func TestLocalImplicitTLS(t *testing.T) {
 func TestUpstreamImplicitTLS(t *testing.T) {
 	srvTLS, pool := testCert(t)
 	e := newEnv(t, "imap", nil)
+	e.fake.mu.Lock()
 	e.fake.tls, e.fake.impl = srvTLS, true
+	e.fake.mu.Unlock()
 	// A second proxy whose account trusts the fake's certificate, and a
 	// third that does not: verification is on.
 	for _, trust := range []bool{true, false} {
