@@ -151,8 +151,11 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 	var wg sync.WaitGroup
 	probeCtx, cancelProbe := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelProbe()
+	freshCtx, stopFresh := context.WithCancel(ctx)
+	defer stopFresh()
 	for _, l := range lns {
 		wg.Go(func() { l.srv.Probe(probeCtx) })
+		wg.Go(func() { l.srv.KeepTokensFresh(freshCtx, tokenWarmInterval) })
 		wg.Go(func() {
 			if err := l.srv.Serve(l.ln); !errors.Is(err, proxy.ErrServerClosed) {
 				errc <- fmt.Errorf("proxy %s: %w", l.proto, err)
@@ -165,6 +168,7 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 	case runErr = <-errc:
 	}
 	cancelProbe()
+	stopFresh()
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	for _, l := range lns {
@@ -175,6 +179,11 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 	wg.Wait()
 	return runErr
 }
+
+// tokenWarmInterval is how often the proxy asks for each account's token
+// between logins, so the refresh engine refreshes ahead of expiry (its own
+// margin decides when) rather than during a client's login.
+const tokenWarmInterval = time.Minute
 
 // accountTokens gets tokens from the accounts' refresh engine: the proxy's
 // protocol names map onto internal/account's resources.

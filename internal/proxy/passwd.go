@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,18 @@ type PasswordFile struct {
 	// random per process; the cache never leaves memory.
 	key      [32]byte
 	verified map[string]verifiedEntry
+}
+
+// hashSlots bounds concurrent argon2id runs (19 MiB each) process-wide, so
+// thousands of connections sending passwords at once queue for CPU instead
+// of allocating gigabytes.
+var hashSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
+// slowCheck runs checkHash in one of the hashSlots.
+func slowCheck(phc, password string) (bool, error) {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	return checkHash(phc, password)
 }
 
 type verifiedEntry struct {
@@ -211,10 +224,10 @@ func (f *PasswordFile) Verify(account, password string) error {
 	}
 	f.mu.Unlock()
 	if !ok {
-		checkHash(dummyHash(), password)
+		slowCheck(dummyHash(), password)
 		return ErrBadPassword
 	}
-	good, err := checkHash(h, password)
+	good, err := slowCheck(h, password)
 	if err != nil {
 		return fmt.Errorf("proxy password of %s: %w", account, err)
 	}
