@@ -42,7 +42,7 @@ type fakeIdP struct {
 	lifetime time.Duration
 }
 
-func newFakeIdP(t *testing.T) *fakeIdP {
+func newFakeIdP(t testing.TB) *fakeIdP {
 	t.Helper()
 	f := &fakeIdP{latestRT: "rt-0", lifetime: time.Hour}
 	mux := http.NewServeMux()
@@ -107,7 +107,7 @@ func (f *fakeIdP) set(fn func(f *fakeIdP)) {
 
 // shortTemp is a temporary directory with a short path: a Unix socket path
 // must fit in 108 bytes, and t.TempDir() embeds the test's name.
-func shortTemp(t *testing.T) string {
+func shortTemp(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mod")
 	if err != nil {
@@ -121,7 +121,7 @@ func shortTemp(t *testing.T) string {
 // seeded as a login left it: access token at-0 expiring at exp, refresh
 // token rt-0.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	idp   *fakeIdP
 	dir   string
 	sock  string
@@ -162,7 +162,7 @@ scopes = ["mail.read", "offline_access"]
 socket = "{sock}"
 `
 
-func newEnv(t *testing.T, exp time.Time) *env {
+func newEnv(t testing.TB, exp time.Time) *env {
 	t.Helper()
 	e := &env{t: t, idp: newFakeIdP(t), dir: shortTemp(t)}
 	e.sock = filepath.Join(e.dir, "run", "d.sock")
@@ -236,7 +236,7 @@ func (e *env) start(opts Options) *running {
 }
 
 // stop cancels the daemon and waits for Serve; it may be called twice.
-func (r *running) stop(t *testing.T) error {
+func (r *running) stop(t testing.TB) error {
 	t.Helper()
 	r.cancel()
 	select {
@@ -254,7 +254,7 @@ func (r *running) stop(t *testing.T) error {
 // testLogger collects the daemon's log and prints it if the test fails
 // (t.Log cannot be called once the test is over, and detached goroutines
 // may still log then).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	b := &logBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
