@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -303,6 +304,44 @@ func TestIntegrationChainCheckSend(t *testing.T) {
 		})
 	}
 
+	bin := buildMailoauth(t)
+	py := pythonClients(t, c, bin)
+	for _, proto := range []string{"imap", "pop3", "smtp"} {
+		for _, sec := range []string{"tls", "starttls"} {
+			for _, mech := range []string{"xoauth2", "oauthbearer"} {
+				t.Run("python/"+proto+"/"+sec+"/"+mech, func(t *testing.T) {
+					var extra []string
+					if proto == "smtp" {
+						extra = []string{bob, uniq("python " + sec + " " + mech)}
+					}
+					res, raw := py(t, proto, sec, mech, extra...)
+					if !res.OK {
+						t.Fatalf("python %s login refused: %s\ndovecot log:\n%s", proto, raw, c.mail.Log())
+					}
+					want := map[string]string{"imap": "INBOX has 1 messages", "pop3": "mailbox has 1 messages", "smtp": "sent to " + bob}[proto]
+					if res.Detail != want {
+						t.Errorf("python says %q, want %q", res.Detail, want)
+					}
+					if proto == "smtp" {
+						relayedHas(t, c.mail, extra[1])
+					}
+				})
+			}
+		}
+	}
+	// curl reading its options from stdin (-K -), so the token never
+	// appears in a process's argv.
+	t.Run("curl/config-stdin", func(t *testing.T) {
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Fatalf("curl missing: run .ci/setup.d/45-mail-clients.sh as root")
+		}
+		out := shell(t, c.cfgTLS, bin, fmt.Sprintf(`"$MAILOAUTH" token alice | sed 's/^/oauth2-bearer = /' | curl -sS --cacert %s -K - '%s/INBOX?ALL' -u '%s:'`,
+			c.mail.CAFile, c.mail.URL("imaps"), alice))
+		if !strings.Contains(out, "* SEARCH 1") {
+			t.Errorf("curl output %q, want the SEARCH answer", out)
+		}
+	})
+
 	// Revoked at the provider, still in the store: the store hands it out,
 	// Dovecot's introspection says inactive.
 	c.revoke(t, tok)
@@ -345,37 +384,141 @@ func TestIntegrationChainCheckSend(t *testing.T) {
 			t.Errorf("send does not show the challenge status:\nstdout:\n%s\nstderr:\n%s", r.out, r.errOut)
 		}
 	})
+	for _, tt := range []struct{ proto, sec, mech, status string }{
+		{"imap", "tls", "xoauth2", "401"},
+		{"imap", "starttls", "oauthbearer", "invalid_token"},
+		{"pop3", "starttls", "xoauth2", "401"},
+		{"pop3", "tls", "oauthbearer", "invalid_token"},
+		{"smtp", "starttls", "xoauth2", "401"},
+		{"smtp", "tls", "oauthbearer", "invalid_token"},
+	} {
+		t.Run("python-revoked/"+tt.proto+"/"+tt.sec+"/"+tt.mech, func(t *testing.T) {
+			res, raw := py(t, tt.proto, tt.sec, tt.mech)
+			if res.OK {
+				t.Fatalf("python logged in with a revoked token: %s", raw)
+			}
+			if res.Challenge["status"] != tt.status {
+				t.Errorf("challenge %v, want status %q (%s)", res.Challenge, tt.status, raw)
+			}
+		})
+	}
 	// Dovecot found out by introspection (auth_verbose logs the reason),
 	// not by anything local: the chain has no local JWT passdb.
 	if log := c.mail.Log(); !strings.Contains(log, "Introspection failed: Provided token is not valid") || strings.Contains(log, "Local validation") {
 		t.Errorf("Dovecot's log does not show the introspection refusing the revoked token:\n%s", log)
 	}
-	// The library's typed error, for each protocol and mechanism.
-	for _, proto := range []string{"imaps", "pop3", "smtp"} {
-		for _, mech := range []struct{ name, status string }{{"XOAUTH2", "401"}, {"OAUTHBEARER", "invalid_token"}} {
-			t.Run("typed-error/"+proto+"/"+mech.name, func(t *testing.T) {
-				srv, err := mailclient.ParseURL(c.mail.URL(proto))
-				if err != nil {
-					t.Fatal(err)
-				}
-				tlsCfg, err := mailclient.TLSConfig(c.mail.CAFile)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				_, err = mailclient.Check(ctx, srv, mailclient.Options{User: alice, Token: tok, Mechanism: mech.name, TLSConfig: tlsCfg})
-				var ae *sasl.AuthError
-				if !errors.As(err, &ae) {
-					t.Fatalf("error %v (%T), want a *sasl.AuthError", err, err)
-				}
-				if ae.Mechanism != mech.name || ae.Status != mech.status {
-					t.Errorf("AuthError mechanism %q status %q, want %q %q", ae.Mechanism, ae.Status, mech.name, mech.status)
-				}
-				if ae.Err == nil {
-					t.Errorf("AuthError lacks the server's final reply")
-				}
-			})
+	// The library's typed error (check-revoked above covered every
+	// protocol with both mechanisms through the CLI).
+	for _, tt := range []struct{ url, mech, status string }{
+		{"imaps", "XOAUTH2", "401"},
+		{"pop3", "OAUTHBEARER", "invalid_token"},
+		{"smtps", "XOAUTH2", "401"},
+		{"smtp", "OAUTHBEARER", "invalid_token"},
+	} {
+		t.Run("typed-error/"+tt.url+"/"+tt.mech, func(t *testing.T) {
+			srv, err := mailclient.ParseURL(c.mail.URL(tt.url))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tlsCfg, err := mailclient.TLSConfig(c.mail.CAFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err = mailclient.Check(ctx, srv, mailclient.Options{User: alice, Token: tok, Mechanism: tt.mech, TLSConfig: tlsCfg})
+			var ae *sasl.AuthError
+			if !errors.As(err, &ae) {
+				t.Fatalf("error %v (%T), want a *sasl.AuthError", err, err)
+			}
+			if ae.Mechanism != tt.mech || ae.Status != tt.status {
+				t.Errorf("AuthError mechanism %q status %q, want %q %q", ae.Mechanism, ae.Status, tt.mech, tt.status)
+			}
+			if ae.Err == nil {
+				t.Errorf("AuthError lacks the server's final reply")
+			}
+		})
+	}
+}
+
+// buildMailoauth builds the CLI for the real clients to run.
+func buildMailoauth(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailoauth")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/mailoauth/mailoauth/cmd/mailoauth")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// clientEnv is the environment the real clients run in: $MAILOAUTH is the
+// binary, MAILOAUTH_CONFIG the config (MAILOAUTH_STATE_DIR is inherited).
+func clientEnv(cfg, bin string) []string {
+	return append(os.Environ(), "MAILOAUTH="+bin, "MAILOAUTH_CONFIG="+cfg)
+}
+
+// shell runs a recipe line with sh -c and returns its stdout.
+func shell(t *testing.T, cfg, bin, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", script)
+	cmd.Env = clientEnv(cfg, bin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", script, err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// pyResult is what testdata/pyclients.py prints.
+type pyResult struct {
+	OK        bool           `json:"ok"`
+	Detail    string         `json:"detail"`
+	Reply     string         `json:"reply"`
+	Challenge map[string]any `json:"challenge"`
+}
+
+// pythonClients returns a runner of testdata/pyclients.py: Python's
+// imaplib, poplib or smtplib logging in to c's Dovecot with the SASL
+// initial response `mailoauth token alice --sasl MECH` prints.
+func pythonClients(t *testing.T, c *chain, bin string) func(t *testing.T, proto, sec, mech string, extra ...string) (pyResult, string) {
+	t.Helper()
+	// Debian's interpreter first: a version manager's shim (pyenv) costs
+	// a second per start.
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		if python, err = exec.LookPath("python3"); err != nil {
+			t.Fatalf("python3 missing: run .ci/setup.d/46-python-clients.sh as root")
 		}
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "pyclients.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{"imap/tls": c.mail.IMAPS, "imap/starttls": c.mail.IMAP, "pop3/tls": c.mail.POP3S,
+		"pop3/starttls": c.mail.POP3, "smtp/tls": c.mail.Submissions, "smtp/starttls": c.mail.Submission}
+	return func(t *testing.T, proto, sec, mech string, extra ...string) (pyResult, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		args := append([]string{script, proto, sec, mech, c.mail.Host, strconv.Itoa(ports[proto+"/"+sec]), c.mail.CAFile, "alice"}, extra...)
+		cmd := exec.CommandContext(ctx, python, args...)
+		cmd.Env = clientEnv(c.cfgTLS, bin)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var res pyResult
+		if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
+			t.Fatalf("pyclients.py %s: %v, %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args[1:], " "), err, jerr, out.String(), errOut.String())
+		}
+		var ee *exec.ExitError
+		if res.OK != (err == nil) || (err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1)) {
+			t.Fatalf("pyclients.py exit %v with ok=%v\nstderr:\n%s", err, res.OK, errOut.String())
+		}
+		return res, strings.TrimSpace(out.String())
 	}
 }
