@@ -314,7 +314,11 @@ func TestIntegrationChainCheckSend(t *testing.T) {
 					if proto == "smtp" {
 						extra = []string{bob, uniq("python " + sec + " " + mech)}
 					}
-					res, raw := py(t, proto, sec, mech, extra...)
+					var res pyResult
+					var raw string
+					loggedIn(t, c.mail, map[string]string{"imap": "imap", "pop3": "pop3", "smtp": "submission"}[proto], mech, func() {
+						res, raw = py(t, proto, sec, mech, extra...)
+					})
 					if !res.OK {
 						t.Fatalf("python %s login refused: %s\ndovecot log:\n%s", proto, raw, c.mail.Log())
 					}
@@ -332,15 +336,69 @@ func TestIntegrationChainCheckSend(t *testing.T) {
 	// curl reading its options from stdin (-K -), so the token never
 	// appears in a process's argv.
 	t.Run("curl/config-stdin", func(t *testing.T) {
-		if _, err := exec.LookPath("curl"); err != nil {
-			t.Fatalf("curl missing: run .ci/setup.d/45-mail-clients.sh as root")
-		}
+		needTool(t, "curl")
 		out := shell(t, c.cfgTLS, bin, fmt.Sprintf(`"$MAILOAUTH" token alice | sed 's/^/oauth2-bearer = /' | curl -sS --cacert %s -K - '%s/INBOX?ALL' -u '%s:'`,
 			c.mail.CAFile, c.mail.URL("imaps"), alice))
 		if !strings.Contains(out, "* SEARCH 1") {
 			t.Errorf("curl output %q, want the SEARCH answer", out)
 		}
 	})
+
+	// mpop: passwordeval runs `mailoauth token`, auth xoauth2 and
+	// oauthbearer, STARTTLS and TLS; it downloads the fixture and keeps it.
+	for _, tt := range []struct{ mech, url string }{{"xoauth2", "pop3"}, {"oauthbearer", "pop3s"}} {
+		t.Run("mpop/"+tt.mech+"/"+tt.url, func(t *testing.T) {
+			needTool(t, "mpop")
+			dir := t.TempDir()
+			rc := filepath.Join(dir, "mpoprc")
+			starttls := map[string]string{"pop3": "on", "pop3s": "off"}[tt.url]
+			writeFile(t, rc, fmt.Sprintf(`defaults
+tls on
+tls_starttls %s
+tls_trust_file %s
+keep on
+uidls_file %s
+delivery mbox %s
+
+account alice
+host 127.0.0.1
+port %s
+auth %s
+user %s
+passwordeval "%s --config %s token alice --resource pop"
+`, starttls, c.mail.CAFile, filepath.Join(dir, "uidls"), filepath.Join(dir, "mbox"), port(c.mail.URL(tt.url)), tt.mech, alice, bin, c.cfgTLS))
+			loggedIn(t, c.mail, "pop3", tt.mech, func() { shell(t, c.cfgTLS, bin, fmt.Sprintf(`HOME=%s mpop -C %s alice`, dir, rc)) })
+			if mbox, _ := os.ReadFile(filepath.Join(dir, "mbox")); !bytes.Contains(mbox, []byte("Subject: fixture one")) {
+				t.Errorf("mpop delivered:\n%s", mbox)
+			}
+		})
+	}
+	// neomutt sends in batch mode (no terminal needed) over submission,
+	// fetching the token with smtp_oauth_refresh_command.
+	for _, tt := range []struct{ mech, url string }{{"xoauth2", "smtp"}, {"oauthbearer", "smtps"}} {
+		t.Run("neomutt/"+tt.mech+"/"+tt.url, func(t *testing.T) {
+			needTool(t, "neomutt")
+			dir := t.TempDir()
+			rc := filepath.Join(dir, "neomuttrc")
+			writeFile(t, rc, fmt.Sprintf(`set from = "%s"
+set use_from = yes
+set smtp_url = "%s://%s@%s/"
+set smtp_authenticators = "%s"
+set smtp_oauth_refresh_command = "%s --config %s token alice --resource smtp"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set ssl_ca_certificates_file = "%s"
+set record = ""
+set header_cache = ""
+set message_cachedir = ""
+`, alice, tt.url, alice, strings.TrimPrefix(c.mail.URL(tt.url), tt.url+"://"), tt.mech, bin, c.cfgTLS, c.mail.CAFile))
+			subject := uniq("neomutt " + tt.mech)
+			loggedIn(t, c.mail, "submission", tt.mech, func() {
+				shell(t, c.cfgTLS, bin, fmt.Sprintf(`echo 'Sent by neomutt.' | HOME=%s neomutt -n -F %s -s '%s' -- %s`, dir, rc, subject, bob))
+			})
+			relayedHas(t, c.mail, subject)
+		})
+	}
 
 	// Revoked at the provider, still in the store: the store hands it out,
 	// Dovecot's introspection says inactive.
@@ -520,5 +578,40 @@ func pythonClients(t *testing.T, c *chain, bin string) func(t *testing.T, proto,
 			t.Fatalf("pyclients.py exit %v with ok=%v\nstderr:\n%s", err, res.OK, errOut.String())
 		}
 		return res, strings.TrimSpace(out.String())
+	}
+}
+
+// needTool fails t when a client is not installed (CI must not pass by
+// skipping).
+func needTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("%s missing: run .ci/setup.d/45-mail-clients.sh and 46-python-clients.sh as root", name)
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// port is the port of a server URL.
+func port(u string) string { return u[strings.LastIndex(u, ":")+1:] }
+
+// loggedIn fails t unless Dovecot logged a new login of alice with mech
+// on service (imap, pop3, submission) while do ran: the client really
+// used the mechanism it was told to.
+func loggedIn(t *testing.T, mail *dovecot.Server, service, mech string, do func()) {
+	t.Helper()
+	line := service + "-login: Info: Login: user=<" + alice + ">, method=" + strings.ToUpper(mech) + ","
+	before := strings.Count(mail.Log(), line)
+	do()
+	if t.Failed() {
+		return
+	}
+	if after := strings.Count(mail.Log(), line); after <= before {
+		t.Errorf("Dovecot logged no new %q", line)
 	}
 }
