@@ -110,10 +110,17 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	if err != nil {
 		return fmt.Errorf("daemon: read the reply: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	return decodeReply(resp.StatusCode, body, into)
+}
+
+// decodeReply reads a daemon's answer: into on 200, else the error it
+// carries. The daemon is the user's own process, but its answer is still
+// parsed defensively (FuzzDecodeReply).
+func decodeReply(status int, body []byte, into any) error {
+	if status != http.StatusOK {
 		var er ErrorReply
 		if json.Unmarshal(body, &er) != nil || er.Error == "" {
-			return fmt.Errorf("daemon: HTTP %d", resp.StatusCode)
+			return fmt.Errorf("daemon: HTTP %d", status)
 		}
 		return replyError(er)
 	}
