@@ -105,6 +105,7 @@ func NewRootCmd(g *Globals) *cobra.Command {
 		newSendCmd(g),
 		newDemoCmd(g),
 		newProxyCmd(g),
+		newDoctorCmd(g),
 	)
 	return root
 }
