@@ -115,6 +115,28 @@ func TestDoctorEmulator(t *testing.T) {
 			want: []wantFail{{What: "app credential", AADSTS: 700027, Words: "is not registered on the app", Fix: "Upload certificate"}},
 		},
 		{
+			name: "expired certificate", account: demo.AppAccount,
+			config: func(t *testing.T, env *demo.Env, table string) string {
+				return setKey(table, "certificate", writeCertificate(t, env.Dir, time.Now().Add(-48*time.Hour)))
+			},
+			want: []wantFail{{What: "certificate", Words: "expired on", Fix: "create a new certificate"}},
+		},
+		{
+			name: "secret reference missing", account: demo.AppAccount,
+			config: func(t *testing.T, env *demo.Env, table string) string {
+				table = useSecret(t, env, table, "x")
+				return setKey(table, "client_secret", "file:"+filepath.Join(env.Dir, "no-such-file"))
+			},
+			want: []wantFail{{What: "client_secret", Words: "does not resolve", Fix: "create " + "/"}},
+		},
+		{
+			name: "untrusted CA", account: demo.UserAccount, signIn: true,
+			config: func(t *testing.T, env *demo.Env, table string) string {
+				return regexp.MustCompile(`(?m)^ca_file = .*\n`).ReplaceAllString(table, "")
+			},
+			want: []wantFail{{What: "identity server", Words: "signed by an authority this computer does not trust", Fix: "set ca_file"}},
+		},
+		{
 			name: "not logged in", account: demo.UserAccount,
 			want: []wantFail{{What: "login", Relogin: true, Words: "not logged in", Fix: "run mailoauth login demo"}},
 		},
@@ -305,11 +327,16 @@ func useSecret(t *testing.T, env *demo.Env, table, secret string) string {
 // newCertificate writes a fresh self-signed certificate and key, which no
 // app registration knows.
 func newCertificate(t *testing.T, dir string) string {
+	return writeCertificate(t, dir, time.Now().Add(365*24*time.Hour))
+}
+
+// writeCertificate writes a self-signed certificate valid until notAfter.
+func writeCertificate(t *testing.T, dir string, notAfter time.Time) string {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	must(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "not uploaded"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour)}
+		NotBefore: notAfter.Add(-365 * 24 * time.Hour), NotAfter: notAfter}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	must(t, err)
 	kd, err := x509.MarshalPKCS8PrivateKey(key)

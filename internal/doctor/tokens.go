@@ -133,7 +133,7 @@ func (r *run) checkRefresh(ctx context.Context, m *account.Manager, a *account.A
 	case !loggedIn:
 		r.skip(StepTokens, what, "not tried: the account has no usable login")
 		return
-	case r.identityBroken || r.appBroken:
+	case r.identityBroken || r.appBroken || (r.credsBroken && a.Config().Confidential()):
 		r.skip(StepTokens, what, "not tried: the problem above comes first")
 		return
 	case len(r.resources) == 0:
@@ -166,10 +166,10 @@ func (r *run) checkRefresh(ctx context.Context, m *account.Manager, a *account.A
 		if err != nil {
 			f := r.explain(StepTokens, what+" "+label, err)
 			r.add(f)
-			if f.Relogin {
-				break // every resource refreshes from the same refused grant
-			}
-			continue
+			// Every resource refreshes from the same grant and credential,
+			// and the failure starts a cool-down: the others cannot do
+			// better now.
+			break
 		}
 		r.tokenOK[res] = true
 		exp := "without expiry"
