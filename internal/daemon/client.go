@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,37 +74,33 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	if timeout <= 0 {
 		timeout = 200 * time.Millisecond
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			conn, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "unix", c.Socket)
-			if err != nil {
-				return nil, fmt.Errorf("%w on %s: %w", ErrNoDaemon, c.Socket, err)
-			}
-			return conn, nil
-		},
-		DisableKeepAlives: true,
-		Proxy:             nil, // never an HTTP proxy for a Unix socket
+	conn, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		return fmt.Errorf("daemon: %w on %s: %w", ErrNoDaemon, c.Socket, err)
 	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr}
-	// The host is a placeholder: the transport always dials the socket.
+	defer conn.Close()
+	// One request per process, on one connection: http.Transport's pool
+	// and its reader and writer goroutines would cost more than the
+	// request itself on this path (every mail client connection), so the
+	// request is written and the answer read with net/http's own framing
+	// directly on the connection. ctx ends the exchange by a past deadline.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	// The host is a placeholder: the connection is the socket.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://mailoauth"+path, nil)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	resp, err := hc.Do(req)
+	req.Close = true
+	resp, err := roundTrip(conn, req)
 	if err != nil {
-		// No answer (not connected, or the daemon closed the connection
-		// while shutting down): the request is a read, so the caller can
-		// safely do it from the store instead.
-		if ctx.Err() == nil && !errors.Is(err, ErrNoDaemon) {
-			err = fmt.Errorf("%w: %w", ErrNoDaemon, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("daemon: %w", ctx.Err())
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the placeholder URL says nothing useful
-		}
-		return fmt.Errorf("daemon: %w", err)
+		// No answer (the daemon closed the connection while shutting
+		// down): the request is a read, so the caller can safely do it
+		// from the store instead.
+		return fmt.Errorf("daemon: %w: %w", ErrNoDaemon, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -111,6 +108,13 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("daemon: read the reply: %w", err)
 	}
 	return decodeReply(resp.StatusCode, body, into)
+}
+
+func roundTrip(conn net.Conn, req *http.Request) (*http.Response, error) {
+	if err := req.Write(conn); err != nil {
+		return nil, err
+	}
+	return http.ReadResponse(bufio.NewReader(conn), req)
 }
 
 // decodeReply reads a daemon's answer: into on 200, else the error it
