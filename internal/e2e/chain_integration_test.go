@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -214,6 +215,28 @@ func (c *chain) revoke(t *testing.T, tok string) {
 	}
 }
 
+// expireLocally marks alice's stored access token expired (as if an
+// hour had passed) without touching the server.
+func (c *chain) expireLocally(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(c.state, "tokens.db")
+	st, err := tokens.Open(ctx, "sqlite:"+path, &tokens.Options{NoKeyring: true, KeyFile: path + ".key", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kind := tokens.AccessKind("mail") // non-Microsoft accounts keep one access token for every protocol
+	old, err := tokens.LoadToken(ctx, st, "alice", kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Expiry = time.Now().Add(-time.Minute)
+	if err := st.Put(ctx, nil, tokens.TokenRecord("alice", kind, old)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // introspect asks oidc-provider what it says about tok, as Dovecot does.
 func (c *chain) introspect(t *testing.T, tok string) map[string]any {
 	t.Helper()
@@ -399,6 +422,25 @@ set message_cachedir = ""
 			relayedHas(t, c.mail, subject)
 		})
 	}
+
+	// Time passes: the stored access token is due, so the next command
+	// refreshes it at oidc-provider (which rotates the refresh token), and
+	// Dovecot accepts the new one by introspection like the first.
+	t.Run("refresh", func(t *testing.T) {
+		c.expireLocally(t)
+		r := run(t, c.cfgSTARTTLS, "", nil, "check", "alice", "--imap")
+		if r.code != cli.ExitOK || !strings.Contains(r.out, "logged in with OAUTHBEARER as "+alice) {
+			t.Fatalf("check after expiry: exit %d\n%s%s", r.code, r.out, r.errOut)
+		}
+		fresh := c.token(t)
+		if fresh == tok {
+			t.Fatal("the expired token was handed out again")
+		}
+		if got := c.introspect(t, fresh); got["active"] != true || got["sub"] != alice {
+			t.Errorf("introspection of the refreshed token = %v", got)
+		}
+		tok = fresh
+	})
 
 	// Revoked at the provider, still in the store: the store hands it out,
 	// Dovecot's introspection says inactive.
