@@ -178,7 +178,7 @@ func (ss *session) imapLogin(tag, user, pass string) bool {
 		ss.s.releaseAccount(acct.Name)
 		return true
 	}
-	ss.relay(acct, u)
+	ss.next = &relayTo{acct, u}
 	return true
 }
 

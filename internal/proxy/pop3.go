@@ -156,7 +156,7 @@ func (ss *session) pop3Login(user, pass string) bool {
 		ss.s.releaseAccount(acct.Name)
 		return true
 	}
-	ss.relay(acct, u)
+	ss.next = &relayTo{acct, u}
 	return true
 }
 

@@ -21,12 +21,21 @@ type session struct {
 	mu       sync.Mutex
 	conn     net.Conn // the client (a *tls.Conn after STARTTLS)
 	up       net.Conn // upstream, once dialled
-	relaying bool
+	relaying bool // logged in: Shutdown waits for it
 	closing  bool
 
 	r      *bufio.Reader
 	tls    bool // the client side is encrypted
 	errors int  // bad commands so far, before login
+	next   *relayTo
+}
+
+// relayTo is a finished login: the protocol handler returns and run starts
+// the relay, so nothing of the pre-login state (readers, parsers) stays
+// reachable for the rest of a long session.
+type relayTo struct {
+	acct *Account
+	u    *upConn
 }
 
 // maxErrors is how many bad commands a client may send before login
@@ -50,6 +59,10 @@ func (ss *session) run() {
 		ss.pop3()
 	case "smtp":
 		ss.smtp()
+	}
+	if n := ss.next; n != nil {
+		ss.next = nil
+		ss.relay(n.acct, n.u)
 	}
 }
 
@@ -211,6 +224,17 @@ func (ss *session) upstreamLogin(acct *Account, login func(u *upConn, ctx contex
 	final, err := login(u, ctx, tok)
 	stop2()
 	if err == nil {
+		// From here the session counts as logged in: Shutdown lets it
+		// finish rather than closing it as idle.
+		ss.mu.Lock()
+		closing := ss.closing
+		ss.relaying = !closing
+		ss.mu.Unlock()
+		if closing {
+			u.conn.Close()
+			ss.s.releaseAccount(acct.Name)
+			return "", nil, loginUpstream
+		}
 		u.conn.SetDeadline(time.Time{})
 		ss.s.caps.put(acct.Upstream.Addr(), u.preCaps)
 		ss.s.log.Info("logged in", "remote", ss.remote, "account", acct.Name, "upstream", acct.Upstream.String(), "mechanism", u.mech)
@@ -241,12 +265,11 @@ func (ss *session) upstreamLogin(acct *Account, login func(u *upConn, ctx contex
 func (ss *session) relay(acct *Account, u *upConn) {
 	defer ss.s.releaseAccount(acct.Name)
 	ss.mu.Lock()
-	if ss.closing {
-		ss.mu.Unlock()
+	closing := ss.closing
+	ss.mu.Unlock()
+	if closing {
 		return
 	}
-	ss.relaying = true
-	ss.mu.Unlock()
 	client := ss.conn
 	client.SetDeadline(time.Time{})
 	if n := ss.r.Buffered(); n > 0 {

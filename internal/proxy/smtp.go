@@ -194,7 +194,7 @@ func (ss *session) smtpLogin(user, pass string) bool {
 		ss.s.releaseAccount(acct.Name)
 		return true
 	}
-	ss.relay(acct, u)
+	ss.next = &relayTo{acct, u}
 	return true
 }
 
