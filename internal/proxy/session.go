@@ -21,7 +21,7 @@ type session struct {
 	mu       sync.Mutex
 	conn     net.Conn // the client (a *tls.Conn after STARTTLS)
 	up       net.Conn // upstream, once dialled
-	relaying bool // logged in: Shutdown waits for it
+	relaying bool     // logged in: Shutdown waits for it
 	closing  bool
 
 	r      *bufio.Reader
