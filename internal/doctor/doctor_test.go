@@ -247,6 +247,23 @@ func TestDoctorEmulator(t *testing.T) {
 			if tt.name == "not logged in" && !rep.OnlyRelogin() {
 				t.Error("a missing login alone: OnlyRelogin false")
 			}
+			if tt.name == "revoked refresh token" {
+				// The refused refresh is recorded: the next run (and
+				// --offline) says so from the store alone.
+				again := Run(ctx, tt.account, Options{ConfigFile: env.ConfigFile, Offline: true,
+					Account: account.Options{StoreOptions: &tokens.Options{NoKeyring: true}}})
+				var got []wantFail
+				for _, f := range again.Failures() {
+					got = append(got, wantFail{What: f.What, AADSTS: f.AADSTS, Relogin: f.Relogin})
+					if !strings.Contains(f.Words, "it was revoked") {
+						t.Errorf("second run: %q does not say why", f.Words)
+					}
+				}
+				want := []wantFail{{What: "login", AADSTS: 50173, Relogin: true}}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("second run, offline (-want +got):\n%s", diff)
+				}
+			}
 			assertNoSecret(t, env, text.String())
 		})
 	}

@@ -104,6 +104,10 @@ func (r *run) checkIdentity(ctx context.Context) {
 	}
 	switch a.Provider {
 	case config.Microsoft:
+		if provider.ClassifyTenant(a.Tenant) == provider.TenantMulti {
+			r.ok(StepIdentity, "tenant", fmt.Sprintf("the %s endpoint (%s cloud) answers over verified TLS", a.Tenant, a.Cloud))
+			break
+		}
 		r.ok(StepIdentity, "tenant", fmt.Sprintf("tenant %s exists (%s cloud) and the identity server answers over verified TLS", a.Tenant, a.Cloud))
 	default:
 		r.ok(StepIdentity, "identity server", "the identity server answers over verified TLS")

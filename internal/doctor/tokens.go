@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -69,12 +70,16 @@ func (r *run) checkState(ctx context.Context, a *account.Account) bool {
 	}
 	switch {
 	case st.Health == account.HealthRelogin:
+		f := Finding{Step: StepTokens, Status: Fail, What: "login", Fix: "run " + strings.TrimPrefix(st.NextAction, "run: "), Relogin: true}
 		reason := st.LastError
 		if reason == "" {
 			reason = "the refresh token was refused"
 		}
-		r.add(Finding{Step: StepTokens, Status: Fail, What: "login", Words: "needs a new sign-in: " + reason,
-			Fix: "run " + strings.TrimPrefix(st.NextAction, "run: "), Relogin: true})
+		f.Words = "needs a new sign-in: " + reloginWords(&f, errors.New(reason))
+		if !st.LastErrorAt.IsZero() {
+			f.Words += ", found at " + st.LastErrorAt.UTC().Format(time.RFC3339)
+		}
+		r.add(f)
 		return false
 	case !st.LoggedIn && a.AppOnly():
 		r.ok(StepTokens, "login", "no app token stored yet; client credentials get one whenever needed, no login required")
