@@ -156,7 +156,7 @@ func TestProxyRun(t *testing.T) {
 	fmt.Fprintf(c, "b LOGOUT\r\n")
 	read()
 	read()
-	want := []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] mailoauth mailoauth proxy ready", "a OK Logged in", "* BYE bye", "b OK done"}
+	want := []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] localhost mailoauth proxy ready", "a OK Logged in", "* BYE bye", "b OK done"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("session (-want +got):\n%s", diff)
 	}

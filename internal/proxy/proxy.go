@@ -106,7 +106,8 @@ type Config struct {
 	Delay func(ctx context.Context, d time.Duration) error
 	// Now is the clock of the login penalty; nil = time.Now.
 	Now func() time.Time
-	// Hostname is the name in greetings (default "mailoauth").
+	// Hostname is the name in greetings and the EHLO sent upstream
+	// (default "localhost").
 	Hostname string
 	// Logger gets one line per login and per refused login, never a
 	// password or token; nil = slog.Default().
@@ -181,7 +182,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Hostname == "" {
-		cfg.Hostname = "mailoauth"
+		cfg.Hostname = "localhost"
 	}
 	s := &Server{
 		cfg:     cfg,
