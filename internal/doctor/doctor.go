@@ -32,6 +32,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/internal/account"
 	"github.com/mailoauth/mailoauth/internal/config"
+	"github.com/mailoauth/mailoauth/tokens"
 )
 
 // Status is the outcome of one check.
@@ -225,9 +226,22 @@ func Run(ctx context.Context, name string, opts Options) *Report {
 	} else {
 		r.checkIdentity(ctx)
 	}
-	m := r.openStore(ctx)
-	if m == nil {
-		return r.rep
+	m, storeFinding := r.openStore(ctx)
+	storeOK := m != nil
+	if !storeOK {
+		// The app registration does not depend on the store: probe it
+		// with an empty one.
+		mem, err := tokens.Open(ctx, "mem:", nil)
+		if err == nil {
+			ao := opts.Account
+			ao.Store = mem
+			m, err = account.Open(ctx, r.cfg, ao)
+			defer mem.Close()
+		}
+		if err != nil {
+			r.add(storeFinding)
+			return r.rep
+		}
 	}
 	defer m.Close()
 	a, err := m.Account(name)
@@ -237,6 +251,11 @@ func Run(ctx context.Context, name string, opts Options) *Report {
 	}
 	if !opts.Offline {
 		r.checkApp(ctx, a)
+	}
+	r.add(storeFinding)
+	if !storeOK {
+		r.skip(StepTokens, "tokens", "not checked: the token store does not open")
+		return r.rep
 	}
 	loggedIn := r.checkState(ctx, a)
 	if opts.Offline {

@@ -102,6 +102,7 @@ func (r *run) checkIdentity(ctx context.Context) {
 			"check authority (and the network's proxy): it must be the identity platform's base URL", err)
 		return
 	}
+	r.checkClock(resp.Header.Get("Date"))
 	switch a.Provider {
 	case config.Microsoft:
 		if provider.ClassifyTenant(a.Tenant) == provider.TenantMulti {
@@ -169,4 +170,39 @@ func netWords(err error, host string) (words, fix string) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Clock skew limits: Microsoft accepts client assertions about 5 minutes
+// off; beyond 2 minutes the clock is worth fixing anyway.
+const (
+	skewWarn = 2 * time.Minute
+	skewFail = 5 * time.Minute
+)
+
+// checkClock compares this computer's clock with the identity server's
+// Date header: a wrong clock breaks client assertions (AADSTS700024) and
+// TLS certificate checks, and makes token expiry times wrong.
+func (r *run) checkClock(date string) {
+	server, err := http.ParseTime(date)
+	if err != nil {
+		return // no Date header: nothing to compare
+	}
+	skew := r.now().Sub(server)
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew < skewWarn {
+		return
+	}
+	dir := "ahead of"
+	if r.now().Before(server) {
+		dir = "behind"
+	}
+	words := fmt.Sprintf("this computer's clock is %s %s the identity server's", skew.Round(time.Second), dir)
+	fix := "synchronise the clock (timedatectl set-ntp true, or your system's NTP settings)"
+	if skew >= skewFail && r.acct.Certificate != "" {
+		r.fail(StepIdentity, "clock", words+": client assertions will be refused (AADSTS700024)", fix, nil)
+		return
+	}
+	r.warn(StepIdentity, "clock", words, fix)
 }

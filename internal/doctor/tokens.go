@@ -18,16 +18,20 @@ import (
 const refreshTimeout = 45 * time.Second
 
 // openStore opens the token store as the other commands do and names
-// where its key comes from.
-func (r *run) openStore(ctx context.Context) *account.Manager {
+// where its key comes from. The finding is returned, not added, so that it
+// is listed with the other token checks, after the app registration's.
+func (r *run) openStore(ctx context.Context) (*account.Manager, Finding) {
 	m, err := account.Open(ctx, r.cfg, r.opts.Account)
 	if err != nil {
-		r.fail(StepTokens, "token store", "the token store cannot be opened: "+err.Error(),
-			"check that "+tokens.Redact(r.cfg.Store)+" is reachable and writable, and its key: "+r.keySource(), err)
-		return nil
+		fix := "check that " + tokens.Redact(r.cfg.Store) + " is reachable and writable, and its key: " + r.keySource()
+		if strings.Contains(err.Error(), "key does not match") {
+			fix = "the store's key changed since the tokens were saved: bring back the old key (" + r.keySource() +
+				"), or move the store aside and log in again"
+		}
+		return nil, Finding{Step: StepTokens, Status: Fail, What: "token store", Words: "the token store cannot be opened: " + err.Error(),
+			Fix: fix, Error: err.Error()}
 	}
-	r.ok(StepTokens, "token store", tokens.Redact(r.cfg.Store)+" opens; its key comes from "+r.keySource())
-	return m
+	return m, Finding{Step: StepTokens, Status: OK, What: "token store", Words: tokens.Redact(r.cfg.Store) + " opens; its key comes from " + r.keySource()}
 }
 
 // keySource says where the store's encryption key comes from, in the
