@@ -8,8 +8,10 @@
 #
 # Needs: go, hyperfine, neomutt (for /usr/share/doc/neomutt/oauth2/
 # mutt_oauth2.py.gz), python3 and gpg. As root on Debian it installs the
-# missing packages with apt-get. Without hyperfine it falls back to a loop
-# timed with `date +%s%N`. Not run by CI: timings depend on the machine.
+# missing packages with apt-get. Without hyperfine (or with TOOL=loop) it
+# times a loop with bash's $EPOCHREALTIME, the commands taking turns run by run, which
+# is fairer on a busy machine. Not run by CI: timings depend on the machine.
+# HOLD=seconds keeps the set-up (daemon, emulator, files) for manual runs.
 #
 # Both tools are set up against the same local server, the mailoauth
 # emulator on 127.0.0.1 (plain HTTP), and hold the same token:
@@ -128,6 +130,7 @@ chmod 600 "$work/mutt.tokens"
 cmd_daemon="$mo --config $work/daemon.toml token bench"
 cmd_store="$mo --config $work/store.toml token bench"
 cmd_mutt="$PY $work/mutt_oauth2.py $work/mutt.tokens"
+cmd_floor="$mo version" # process start of the same binary: the floor of any mailoauth call
 for c in "$cmd_daemon" "$cmd_store" "$cmd_mutt"; do
 	out=$($c 2>"$work/err")
 	if [ "$out" != "$token" ] || [ -s "$work/err" ]; then
@@ -144,29 +147,42 @@ if [ -n "${HOLD:-}" ]; then # keep the setup for manual runs: HOLD=seconds
 	exit 0
 fi
 
-echo "machine: $(nproc) CPUs, $(uname -sr); $RUNS runs each after $WARMUP warm-up runs" >&2
-if command -v hyperfine >/dev/null; then
+echo "machine: $(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg); $RUNS runs each after $WARMUP warm-up runs" >&2
+if command -v hyperfine >/dev/null && [ "${TOOL:-hyperfine}" = hyperfine ]; then
 	hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/result.json" \
 		-n "mailoauth token (daemon)" "$cmd_daemon" \
 		-n "mailoauth token (store)" "$cmd_store" \
-		-n "mutt_oauth2.py" "$cmd_mutt" >&2
+		-n "mutt_oauth2.py" "$cmd_mutt" \
+		-n "mailoauth version (floor)" "$cmd_floor" >&2
 else
-	"$PY" - "$work/result.json" "$RUNS" "$WARMUP" "$cmd_daemon" "$cmd_store" "$cmd_mutt" <<'EOF'
-import json, subprocess, sys, time
-out, runs, warm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-names = ["mailoauth token (daemon)", "mailoauth token (store)", "mutt_oauth2.py"]
+	# TOOL=loop (or no hyperfine): the commands take turns, run by run, so
+	# a busy machine's load drifts over all of them alike. Each run is timed
+	# with bash's $EPOCHREALTIME (no fork, unlike `date +%s%N`, whose own
+	# start-up would be counted in).
+	echo "timing with a loop and \$EPOCHREALTIME, commands interleaved" >&2
+	names=("mailoauth token (daemon)" "mailoauth token (store)" "mutt_oauth2.py" "mailoauth version (floor)")
+	cmds=("$cmd_daemon" "$cmd_store" "$cmd_mutt" "$cmd_floor")
+	for i in $(seq "$WARMUP"); do for c in "${cmds[@]}"; do $c >/dev/null; done; done
+	: >"$work/times"
+	for i in $(seq "$RUNS"); do
+		for k in "${!cmds[@]}"; do
+			t0=$EPOCHREALTIME
+			${cmds[$k]} >/dev/null
+			t1=$EPOCHREALTIME
+			echo "$k $t0 $t1" >>"$work/times"
+		done
+	done
+	"$PY" - "$work/times" "$work/result.json" "${names[@]}" <<'EOF'
+import json, sys
+times, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+per = [[] for _ in names]
+for line in open(times):
+    k, t0, t1 = line.split()
+    per[int(k)].append(float(t1) - float(t0))
 res = []
-for name, cmd in zip(names, sys.argv[4:]):
-    args = cmd.split()
-    for _ in range(warm):
-        subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter_ns()
-        subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
-        times.append((time.perf_counter_ns() - t) / 1e9)
-    times.sort()
-    res.append({"command": name, "median": times[len(times) // 2], "mean": sum(times) / len(times), "times": times})
+for name, t in zip(names, per):
+    t.sort()
+    res.append({"command": name, "median": t[len(t) // 2], "mean": sum(t) / len(t), "times": t})
 json.dump({"results": res}, open(out, "w"))
 EOF
 fi
@@ -180,10 +196,12 @@ r = json.load(open(sys.argv[1]))["results"]
 med = {x["command"]: x["median"] * 1000 for x in r}
 p90 = {x["command"]: sorted(x["times"])[int(len(x["times"]) * 0.9)] * 1000 for x in r}
 d, s, m = med["mailoauth token (daemon)"], med["mailoauth token (store)"], med["mutt_oauth2.py"]
+f = med["mailoauth version (floor)"]
 print(f"{'command':28} {'median ms':>10} {'p90 ms':>8} {'vs mutt_oauth2.py':>18}")
 for name in med:
     print(f"{name:28} {med[name]:10.2f} {p90[name]:8.2f} {m / med[name]:17.1f}x")
 print(f"goals: daemon median {d:.2f} ms (<= 5: {'met' if d <= 5 else 'MISSED'}), "
       f"store median {s:.2f} ms (<= 15: {'met' if s <= 15 else 'MISSED'}); "
       f"daemon is {s / d:.1f}x faster than the store path")
+print(f"above the process-start floor ({f:.2f} ms): daemon +{d - f:.2f} ms, store +{s - f:.2f} ms")
 EOF
