@@ -423,6 +423,57 @@ set message_cachedir = ""
 		})
 	}
 
+	// mbsync: PassCmd runs `mailoauth token`; XOAUTH2 comes from Cyrus
+	// SASL's kdexoauth2 plugin (there is no OAUTHBEARER plugin in Debian).
+	// isync 1.4 matches certificates by DNS name only, and "localhost" may
+	// resolve to ::1 first, so TLS to 127.0.0.1 goes through a Tunnel of
+	// openssl s_client verifying the server's IP address instead of
+	// mbsync's own Host/SSLType (the recipe's part under test is PassCmd
+	// and AuthMechs XOAUTH2).
+	t.Run("mbsync/xoauth2", func(t *testing.T) {
+		needTool(t, "mbsync")
+		needTool(t, "openssl")
+		dir := t.TempDir()
+		rc := filepath.Join(dir, "mbsyncrc")
+		maildir := filepath.Join(dir, "mail")
+		if err := os.Mkdir(maildir, 0o700); err != nil { // mbsync creates INBOX, not the store's root
+			t.Fatal(err)
+		}
+		writeFile(t, rc, fmt.Sprintf(`IMAPAccount alice
+Tunnel "openssl s_client -quiet -verify_quiet -verify_return_error -CAfile %s -verify_ip 127.0.0.1 -connect 127.0.0.1:%s"
+User %s
+PassCmd "%s --config %s token alice"
+AuthMechs XOAUTH2
+SSLType None
+
+IMAPStore alice-remote
+Account alice
+
+MaildirStore alice-local
+Path %s/
+Inbox %s/INBOX
+
+Channel alice
+Far :alice-remote:
+Near :alice-local:
+Patterns INBOX
+Create Near
+Sync Pull
+SyncState *
+`, c.mail.CAFile, port(c.mail.URL("imaps")), alice, bin, c.cfgTLS, maildir, maildir))
+		loggedIn(t, c.mail, "imap", "xoauth2", func() { shell(t, c.cfgTLS, bin, fmt.Sprintf(`HOME=%s mbsync -c %s alice`, dir, rc)) })
+		files, _ := filepath.Glob(filepath.Join(maildir, "INBOX", "*", "*"))
+		found := false
+		for _, f := range files {
+			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("Subject: fixture one")) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("mbsync did not sync the fixture into %s (%d files)", maildir, len(files))
+		}
+	})
+
 	// Time passes: the stored access token is due, so the next command
 	// refreshes it at oidc-provider (which rotates the refresh token), and
 	// Dovecot accepts the new one by introspection like the first.
