@@ -6,18 +6,20 @@
 // The server:
 //
 //	d, err := daemon.New(daemon.Options{Socket: cfg.Serve.Socket, Hooks: …})
-//	err = d.Listen()                        // refuses if another daemon answers
-//	m, err := account.Open(ctx, cfg, account.Options{Source: tokens.Config{Notify: d.Notify}})
-//	err = d.Serve(ctx, daemon.FromManager(m)) // until ctx ends, then a clean shutdown
+//	err = d.Listen() // refuses if another daemon answers
+//	opts := account.Options{Source: tokens.Config{Notify: d.Notify, Holder: daemon.Holder(cfg.Serve.Socket)}}
+//	m, err := account.Open(ctx, cfg, opts)
+//	err = d.Serve(ctx, daemon.FromManager(m, opts)) // until ctx ends, then a clean shutdown
 //
 // The client (what `mailoauth token` does first):
 //
-//	tok, err := (&daemon.Client{Socket: path}).Token(ctx, "work", "imap")
+//	tok, user, err := (&daemon.Client{Socket: path, Config: cfg.File}).Token(ctx, "work", "imap")
 //	if errors.Is(err, daemon.ErrNoDaemon) { /* read the store itself */ }
 //
 // The wire protocol (all JSON, GET only):
 //
-//	GET /v1/token?account=A&resource=R → 200 {"access_token","token_type","expiry","scope","user"}
+//	GET /v1/token?account=A&resource=R[&config=FILE]
+//	                                    → 200 {"access_token","token_type","expiry","scope","user"}
 //	                                    → 4xx/5xx {"error": code, "message", "account", "reason", "command"}
 //	GET /v1/status                      → 200 Status
 //
