@@ -36,6 +36,9 @@ func newDoctorCmd(g *Globals) *cobra.Command {
 				opts.Source.Logger = slog.New(slog.DiscardHandler)
 			}
 			rep := doctor.Run(cmd.Context(), args[0], doctor.Options{ConfigFile: path, Offline: offline, Account: opts, Logger: g.Logger})
+			if err := cmd.Context().Err(); err != nil {
+				return err // interrupted: the findings would only say so
+			}
 			if g.JSON {
 				out := struct {
 					*doctor.Report

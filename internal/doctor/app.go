@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,7 +98,11 @@ func (r *run) probePublic(ctx context.Context, c *oauth.Client) {
 		return
 	}
 	r.ok(StepApp, "app registration", fmt.Sprintf("app %s is known in tenant %s and accepts the scopes (a device code was issued and is left to expire unused)", cfg.ClientID, cfg.Tenant))
-	if cfg.Flow == config.FlowAuthCode && !cfg.Confidential() {
+	if cfg.Flow == config.FlowAuthCode {
+		if cfg.Confidential() {
+			r.probeWebCredential(ctx, c)
+			return
+		}
 		r.ok(StepApp, "public client flows", "not needed for browser sign-in (flow = \"authcode\"); the redirect URI "+cfg.RedirectURI+" must be registered under \"Mobile and desktop applications\"")
 		return
 	}
@@ -151,4 +156,23 @@ func pollOnce(ctx context.Context, c *oauth.Client, d *oauth.DeviceAuth) error {
 		return nil // cannot happen: nobody approved the code
 	}
 	return oauth.DecodeErrorResponse(resp.StatusCode, resp.Header, body, secrets...)
+}
+
+// probeWebCredential checks the secret or certificate of a web app that
+// signs users in (authcode with a credential): a client credentials request
+// in its tenant authenticates the app without any user. Only a refused
+// credential counts: whether the app may get app tokens is not the point.
+func (r *run) probeWebCredential(ctx context.Context, c *oauth.Client) {
+	cfg := r.acct
+	if provider.ClassifyTenant(cfg.Tenant) == provider.TenantMulti {
+		r.skip(StepApp, "app credential", "not probed on tenant "+cfg.Tenant+": only a sign-in tests the "+credKind(cfg)+" there")
+		return
+	}
+	_, err := c.ClientCredentials(ctx, []string{c.Provider.Cloud.GraphURL + "/.default"})
+	if err != nil && errors.Is(err, oauth.ErrInvalidClient) {
+		r.appBroken = true
+		r.add(r.explain(StepApp, "app credential", err))
+		return
+	}
+	r.ok(StepApp, "app credential", "the "+credKind(cfg)+" is accepted by tenant "+cfg.Tenant)
 }

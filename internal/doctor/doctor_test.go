@@ -111,6 +111,19 @@ func TestDoctorEmulator(t *testing.T) {
 			want: []wantFail{{What: "app credential", AADSTS: 7000222, Words: "the client secret has expired", Fix: "New client secret"}},
 		},
 		{
+			name: "web app with an expired secret", account: demo.UserAccount, signIn: true,
+			config: func(t *testing.T, env *demo.Env, table string) string {
+				table = setKey(setKey(table, "client_id", env.Demo.ConfidentialID), "flow", "authcode")
+				table = setKey(table, "redirect_uri", "http://localhost/callback")
+				table = regexp.MustCompile(`(?m)^scopes = .*\n`).ReplaceAllString(table, "scopes = [\"imap\", \"smtp\", \"offline_access\"]\n")
+				return useSecret(t, env, table, env.Demo.ConfidentialSecret)
+			},
+			setup: func(t *testing.T, env *demo.Env) {
+				must(t, env.Emulator.UpdateApp(emulator.AppUpdate{ClientID: env.Demo.ConfidentialID, ExpireSecrets: true}))
+			},
+			want: []wantFail{{What: "app credential", AADSTS: 7000222, Words: "the client secret has expired", Fix: "New client secret"}},
+		},
+		{
 			name: "certificate not uploaded", account: demo.AppAccount,
 			config: func(t *testing.T, env *demo.Env, table string) string {
 				return setKey(table, "certificate", newCertificate(t, env.Dir))
