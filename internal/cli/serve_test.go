@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +22,9 @@ import (
 // TestServeAndTokenViaDaemon runs `mailoauth serve` in-process against the
 // emulator and checks that `mailoauth token` is answered by it (the
 // daemon's request counter moves; Graph is refreshed once, by the daemon),
-// that errors keep their exit codes, that a second daemon is refused, and
-// that after a clean stop the socket is gone and `token` reads the store.
+// that errors keep their exit codes, that a second daemon is refused, that
+// SIGHUP asks for a rescan, and that after SIGTERM the socket is gone and
+// `token` reads the store.
 func TestServeAndTokenViaDaemon(t *testing.T) {
 	e := newEmuEnv(t)
 	t.Setenv("MAILOAUTH_NO_DAEMON", "")
@@ -38,9 +42,16 @@ func TestServeAndTokenViaDaemon(t *testing.T) {
 	f.WriteString("\n[serve]\nsocket = \"" + sock + "\"\nmetrics = \"127.0.0.1:0\"\n")
 	f.Close()
 
-	var log watchWriter
+	hupSeen := make(chan struct{})
+	var once sync.Once
+	log := watchWriter{onWrite: func(all string) {
+		if strings.Contains(all, "SIGHUP") {
+			once.Do(func() { close(hupSeen) })
+		}
+	}}
 	g := &Globals{ConfigPath: e.cfg, In: strings.NewReader(""), Out: io.Discard, ErrOut: &log}
-	ctx, cancel := context.WithCancel(context.Background())
+	// SIGTERM stops it, as systemd does; Main registers the same way.
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
 	ready := make(chan *daemon.Daemon, 1)
 	done := make(chan error, 1)
@@ -96,7 +107,14 @@ func TestServeAndTokenViaDaemon(t *testing.T) {
 		t.Errorf("second serve: exit %d, stderr %q", r.code, r.err)
 	}
 
-	cancel()
+	// SIGHUP asks for a rescan (serve has registered for it by Ready).
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	select {
+	case <-hupSeen:
+	case <-time.After(10 * time.Second):
+		t.Errorf("SIGHUP not seen:\n%s", log.String())
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	select {
 	case err := <-done:
 		if err != nil {
