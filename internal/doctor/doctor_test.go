@@ -85,6 +85,14 @@ func TestDoctorEmulator(t *testing.T) {
 				Fix: "Authentication → Advanced settings → \"Allow public client flows\" → Yes"}},
 		},
 		{
+			name: "secret on a public client", account: demo.UserAccount, signIn: true,
+			config: func(t *testing.T, env *demo.Env, table string) string {
+				return useSecret(t, env, table, "some~secret.value")
+			},
+			want:  []wantFail{{What: "public client flows", AADSTS: 700025, Words: "the app is a public client", Fix: "remove client_secret"}},
+			warns: []string{"flow"},
+		},
+		{
 			name: "single-tenant app on common", account: demo.UserAccount,
 			config: func(t *testing.T, env *demo.Env, table string) string {
 				return setKey(setKey(table, "client_id", env.Demo.ConfidentialID), "tenant", "common")
