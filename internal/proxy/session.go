@@ -288,11 +288,11 @@ func (ss *session) relay(acct *Account, u *upConn) {
 	var wg sync.WaitGroup
 	upDone := make(chan struct{})
 	wg.Go(func() {
-		io.Copy(client, u.conn)
+		copyConn(client, u.conn)
 		close(upDone)
 		client.Close()
 	})
-	io.Copy(u.conn, client)
+	copyConn(u.conn, client)
 	closeWrite(u.conn)
 	select {
 	case <-upDone:
@@ -301,6 +301,25 @@ func (ss *session) relay(acct *Account, u *upConn) {
 	}
 	u.conn.Close()
 	wg.Wait()
+}
+
+// relayBufSize is the copy buffer per direction when TLS is on either
+// side: one TLS record's worth of plaintext. io.Copy would use 32 KiB per
+// direction (net's generic ReadFrom/WriteTo), which idle connections hold
+// for their whole life.
+const relayBufSize = 16 << 10
+
+// copyConn copies src to dst: with io.Copy (splice(2) on Linux, no user
+// buffer) when both are plain TCP, else through a relayBufSize buffer.
+func copyConn(dst, src net.Conn) {
+	_, tcpDst := dst.(*net.TCPConn)
+	_, tcpSrc := src.(*net.TCPConn)
+	if tcpDst && tcpSrc {
+		io.Copy(dst, src)
+		return
+	}
+	// The wrappers hide ReadFrom/WriteTo so io.CopyBuffer uses our buffer.
+	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, relayBufSize))
 }
 
 func closeWrite(c net.Conn) {
