@@ -154,7 +154,8 @@ type Options struct {
 	// logger); the CLI passes the same ones as login and token. Its Source
 	// settings are replaced for the refresh check.
 	Account account.Options
-	// Now is the clock for certificate expiry; nil means time.Now.
+	// Now is the clock certificate dates and the server's clock are
+	// compared with; nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug lines; nil discards them.
 	Logger *slog.Logger
@@ -177,7 +178,6 @@ type run struct {
 	// "graph"), and which of them have a working token.
 	resources []string
 	tokenOK   map[string]bool
-	graphOK   bool
 }
 
 func (r *run) now() time.Time {

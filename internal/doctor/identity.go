@@ -30,11 +30,15 @@ func (r *run) checkIdentity(ctx context.Context) {
 	a := r.acct
 	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
 	defer cancel()
-	hc, err := identityClient(a.CAFile)
-	if err != nil {
-		r.identityBroken = true
-		r.skip(StepIdentity, "identity server", "not checked: the ca_file above does not load")
-		return
+	hc := r.opts.Account.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = identityClient(a.CAFile); err != nil {
+			r.identityBroken = true
+			r.skip(StepIdentity, "identity server", "not checked: the ca_file above does not load")
+			return
+		}
+		defer hc.CloseIdleConnections() // its own transport: leave no connection behind
 	}
 	var doc string
 	switch a.Provider {
