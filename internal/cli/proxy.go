@@ -117,7 +117,9 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 		}
 		pc.Token, pc.Passwords, pc.Logger = token, pw, g.Logger
 		pc.Rejected = func(acct string, err error) {
-			g.Logger.Warn("the mail server refused the account's token; the next login gets a fresh one if it can be refreshed, else run mailoauth check",
+			// The token layer has no "drop this access token" call yet, so
+			// the cached token stays until its refresh is due; say so.
+			g.Logger.Warn("the mail server refused the account's token; run mailoauth check "+acct+" to see why",
 				"account", acct, "proxy", proto)
 		}
 		for _, a := range p.Accounts {
