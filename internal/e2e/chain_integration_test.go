@@ -423,6 +423,37 @@ set message_cachedir = ""
 		})
 	}
 
+	// neomutt reading INBOX over IMAP with imap_oauth_refresh_command needs
+	// a terminal: script(1) gives it a pty, and it quits at once.
+	for _, tt := range []struct{ mech, url string }{{"xoauth2", "imaps"}, {"oauthbearer", "imap"}} {
+		t.Run("neomutt-imap/"+tt.mech+"/"+tt.url, func(t *testing.T) {
+			needTool(t, "neomutt")
+			needTool(t, "script")
+			dir := t.TempDir()
+			rc := filepath.Join(dir, "neomuttrc")
+			writeFile(t, rc, fmt.Sprintf(`set imap_user = "%s"
+set imap_authenticators = "%s"
+set imap_oauth_refresh_command = "%s --config %s token alice"
+set folder = "%s/"
+set spoolfile = "+INBOX"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set ssl_ca_certificates_file = "%s"
+set record = ""
+set header_cache = ""
+set message_cachedir = ""
+`, alice, tt.mech, bin, c.cfgTLS, c.mail.URL(tt.url), c.mail.CAFile))
+			loggedIn(t, c.mail, "imap", tt.mech, func() {
+				shell(t, c.cfgTLS, bin, fmt.Sprintf(`HOME=%s TERM=xterm timeout 30 script -qec "neomutt -n -F %s -e 'push <quit>'" /dev/null > %s`,
+					dir, rc, filepath.Join(dir, "screen")))
+			})
+			// The index's status line counts INBOX's one message.
+			if screen, _ := os.ReadFile(filepath.Join(dir, "screen")); !bytes.Contains(screen, []byte("Msgs:1")) {
+				t.Errorf("neomutt's screen lacks the INBOX count:\n%q", screen)
+			}
+		})
+	}
+
 	// mbsync: PassCmd runs `mailoauth token`; XOAUTH2 comes from Cyrus
 	// SASL's kdexoauth2 plugin (there is no OAUTHBEARER plugin in Debian).
 	// isync 1.4 matches certificates by DNS name only, and "localhost" may

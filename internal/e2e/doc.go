@@ -3,8 +3,9 @@
 // tokens, Dovecot validates them by RFC 7662 introspection against that
 // same provider, and mailoauth sits in the middle only as the client —
 // the CLI signing in, storing and refreshing, and real mail clients
-// (Python's imaplib, poplib and smtplib, curl, msmtp) using the tokens
-// `mailoauth token` prints. Nothing of ours is on the server side, so a
+// (Python's imaplib, poplib and smtplib, curl, mpop, neomutt, mbsync)
+// using the tokens `mailoauth token` prints: the recipes of
+// docs/mail-clients.md. Nothing of ours is on the server side, so a
 // pass means the chain works with software we did not write.
 //
 // The tests are named TestIntegration… and skip unless
