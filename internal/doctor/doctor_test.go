@@ -198,6 +198,13 @@ func TestDoctorEmulator(t *testing.T) {
 			want: []wantFail{{What: "SMTP", Words: "SMTP AUTH turned off for the whole tenant", Fix: "Set-TransportConfig -SmtpClientAuthenticationDisabled $false"}},
 		},
 		{
+			name: "imap off for the mailbox", account: demo.UserAccount, signIn: true,
+			setup: func(t *testing.T, env *demo.Env) {
+				must(t, env.Emulator.ChangeExchange(emulator.ExchangeChange{Tenant: env.Demo.TenantID, Mailbox: user, IMAPEnabled: ptr(false)}))
+			},
+			want: []wantFail{{What: "IMAP", Words: "though POP3 and SMTP accepted the same token", Fix: "Set-CASMailbox -Identity alice@contoso.com -ImapEnabled $true"}},
+		},
+		{
 			name: "app without exchange service principal", account: demo.AppAccount,
 			setup: func(t *testing.T, env *demo.Env) {
 				must(t, env.Emulator.ChangeExchange(emulator.ExchangeChange{Tenant: env.Demo.TenantID, ClientID: env.Demo.ConfidentialID, ServicePrincipal: ptr(false)}))

@@ -100,6 +100,15 @@ func (r *run) checkMail(ctx context.Context, a *account.Account) {
 		results = append(results, result{p, rep, err})
 	}
 	graphOK := slices.ContainsFunc(results, func(x result) bool { return x.p.name == "graph" && x.err == nil && x.rep.OK() })
+	// An Exchange protocol that logged in proves the token and the
+	// mailbox access are fine: another one refusing the same token is off
+	// for the mailbox (or its scope or role is missing).
+	var exchangeOK []string
+	for _, x := range results {
+		if x.p.name != "graph" && x.err == nil && x.rep.OK() {
+			exchangeOK = append(exchangeOK, x.p.label)
+		}
+	}
 	for _, x := range results {
 		if x.err == nil && x.rep.OK() {
 			mech := ""
@@ -109,7 +118,7 @@ func (r *run) checkMail(ctx context.Context, a *account.Account) {
 			r.ok(StepMail, x.p.label, fmt.Sprintf("%s: logged in as %s%s", x.p.url, email, mech))
 			continue
 		}
-		r.add(r.mailFinding(x.p, x.rep, x.err, email, graphOK))
+		r.add(r.mailFinding(x.p, x.rep, x.err, email, graphOK, exchangeOK))
 	}
 }
 
@@ -147,7 +156,7 @@ func (r *run) checkOne(ctx context.Context, a *account.Account, p protocol, emai
 }
 
 // mailFinding translates a failed check into plain words and a fix.
-func (r *run) mailFinding(p protocol, rep *mailclient.Report, err error, email string, graphOK bool) Finding {
+func (r *run) mailFinding(p protocol, rep *mailclient.Report, err error, email string, graphOK bool, exchangeOK []string) Finding {
 	f := Finding{Step: StepMail, Status: Fail, What: p.label}
 	if err != nil {
 		f.Error = err.Error()
@@ -182,6 +191,18 @@ func (r *run) mailFinding(p protocol, rep *mailclient.Report, err error, email s
 		f.Fix = "an Exchange admin runs, in Exchange Online PowerShell: Set-TransportConfig -SmtpClientAuthenticationDisabled $false " +
 			"(whole tenant), or for this mailbox only: Set-CASMailbox -Identity " + email + " -SmtpClientAuthenticationDisabled $false; " +
 			"security defaults also turn SMTP AUTH off"
+	case a.Provider == config.Microsoft && s.Name == "authenticate" && (p.name == "imap" || p.name == "pop3") && len(exchangeOK) > 0:
+		sw, scope := "-ImapEnabled", "IMAP.AccessAsUser.All"
+		if p.name == "pop3" {
+			sw, scope = "-PopEnabled", "POP.AccessAsUser.All"
+		}
+		if a.Flow == config.FlowClientCredentials {
+			scope = map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp"}[p.name] + " (Application)"
+		}
+		f.Words = fmt.Sprintf("Exchange refused %s for %s though %s accepted the same token: %s is probably turned off for the mailbox%s",
+			p.label, email, strings.Join(exchangeOK, " and "), p.label, said)
+		f.Fix = "an Exchange admin runs, in Exchange Online PowerShell: Set-CASMailbox -Identity " + email + " " + sw + " $true " +
+			"(check with Get-CASMailbox -Identity " + email + "); if it is on, the app lacks Office 365 Exchange Online → " + scope + " with consent"
 	case a.Provider == config.Microsoft && a.Flow == config.FlowClientCredentials && s.Name == "authenticate" && p.name != "graph":
 		role := map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp", "smtp": "SMTP.SendAsApp"}[p.name]
 		f.Words = "Exchange rejected the app token for " + email + " without saying why" + said
