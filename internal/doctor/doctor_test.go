@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,20 +222,38 @@ func TestDoctorEmulator(t *testing.T) {
 			want: appChain(),
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			env, err := demo.StartEnv(demo.EnvOptions{Dir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
+	// Every case gets its own emulator and store. They are all started and
+	// signed in at once, up front: a device sign-in mostly waits for its
+	// one-second poll interval, and t.Parallel would allow only GOMAXPROCS
+	// of those waits at a time.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := t.TempDir()
+	envs := make([]*demo.Env, len(tests))
+	errs := make([]error, len(tests))
+	var wg sync.WaitGroup
+	for i, tt := range tests {
+		wg.Go(func() {
+			env, err := demo.StartEnv(demo.EnvOptions{Dir: filepath.Join(base, strconv.Itoa(i))})
+			if err == nil && tt.signIn {
+				err = env.SignIn(ctx, tt.account)
 			}
-			t.Cleanup(func() { env.Close() })
-			if tt.signIn {
-				if err := env.SignIn(ctx, tt.account); err != nil {
-					t.Fatalf("sign in: %v", err)
-				}
+			envs[i], errs[i] = env, err
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, env := range envs {
+			if env != nil {
+				env.Close()
+			}
+		}
+	})
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := envs[i]
+			if errs[i] != nil {
+				t.Fatalf("start and sign in: %v", errs[i])
 			}
 			if tt.config != nil {
 				rewriteAccount(t, env, tt.account, tt.config)
