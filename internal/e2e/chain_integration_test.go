@@ -464,4 +464,16 @@ func (c *chain) revoked(t *testing.T, tok, bin string) {
 			}
 		})
 	}
+	// logout forgets the account (and revokes its refresh token at the
+	// provider); then check asks for a login instead of trying the server.
+	t.Run("logout", func(t *testing.T) {
+		r := run(t, c.cfgTLS, "", nil, "logout", "alice")
+		if r.code != cli.ExitOK {
+			t.Fatalf("logout: exit %d\n%s%s", r.code, r.out, r.errOut)
+		}
+		r = run(t, c.cfgTLS, "", nil, "check", "alice")
+		if r.code != cli.ExitRelogin || !strings.Contains(r.out+r.errOut, "mailoauth login alice") {
+			t.Errorf("check after logout: exit %d, want %d and the login command\nstdout:\n%s\nstderr:\n%s", r.code, cli.ExitRelogin, r.out, r.errOut)
+		}
+	})
 }
