@@ -176,6 +176,18 @@ func TestDoctorEmulator(t *testing.T) {
 			want: []wantFail{{What: "token store", Words: "cannot be opened", Fix: "bring back the old key (the key file"}},
 		},
 		{
+			name: "refresh cooling down", account: demo.UserAccount, signIn: true,
+			setup: func(t *testing.T, env *demo.Env) {
+				m, err := env.Open(context.Background(), nil)
+				must(t, err)
+				defer m.Close()
+				now := time.Now()
+				must(t, m.Store().Put(context.Background(), nil, tokens.StateRecord(demo.UserAccount,
+					tokens.State{LastError: "token endpoint: HTTP 503", LastErrorAt: now, RetryAfter: now.Add(time.Hour)})))
+			},
+			warns: []string{"login", "refresh"},
+		},
+		{
 			name: "not logged in", account: demo.UserAccount,
 			want: []wantFail{{What: "login", Relogin: true, Words: "not logged in", Fix: "run mailoauth login demo"}},
 		},

@@ -94,7 +94,7 @@ func (r *run) checkState(ctx context.Context, a *account.Account) bool {
 		return false
 	case st.Health == account.HealthError:
 		r.warn(StepTokens, "login", fmt.Sprintf("logged in, but the last refresh failed at %s: %s", st.LastErrorAt.UTC().Format(time.RFC3339), st.LastError),
-			"the refresh is retried automatically; the refresh check below tries it now")
+			"the refresh is retried automatically; the refresh line below says whether it works now")
 	default:
 		who := ""
 		if st.Email != "" {
@@ -147,6 +147,14 @@ func (r *run) checkRefresh(ctx context.Context, m *account.Manager, a *account.A
 		return
 	case len(r.resources) == 0:
 		r.skip(StepTokens, what, "not tried: the account's scopes name no mail resource")
+		return
+	}
+	// After a failed refresh every process waits (the server's
+	// Retry-After, or a cool-down): trying now would only get that answer.
+	if st, err := tokens.LoadState(ctx, m.Store(), a.Name()); err == nil && time.Now().Before(st.RetryAfter) {
+		r.warn(StepTokens, what, fmt.Sprintf("not tried now: the last refresh failed at %s (%s); the next try is allowed from %s",
+			st.LastErrorAt.UTC().Format(time.RFC3339), firstSentence(st.LastError), st.RetryAfter.UTC().Format(time.RFC3339)),
+			"run mailoauth doctor "+a.Name()+" again after that time")
 		return
 	}
 	opts := r.opts.Account
