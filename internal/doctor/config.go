@@ -157,7 +157,7 @@ func (r *run) checkCertificate(ctx context.Context) {
 		r.credsBroken = true
 		fix := "give a PEM file holding the certificate and its unencrypted private key, or a .pfx with certificate_password"
 		if !pemLike(data) {
-			fix = "check certificate_password: the .pfx must open with it (openssl pkcs12 -info -in FILE)"
+			fix = "check certificate_password: the .pfx must open with it (try: openssl pkcs12 -info -noout -in " + a.Certificate + ")"
 		}
 		r.fail(StepConfig, "certificate", "the certificate "+a.Certificate+" does not load: "+err.Error(), fix, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/mailoauth/mailoauth/internal/account"
 	"github.com/mailoauth/mailoauth/internal/demo"
@@ -146,6 +147,16 @@ func TestDoctorEmulator(t *testing.T) {
 				return setKey(table, "certificate", writeCertificate(t, env.Dir, time.Now().Add(-48*time.Hour)))
 			},
 			want: []wantFail{{What: "certificate", Words: "expired on", Fix: "create a new certificate"}},
+		},
+		{
+			name: "pfx with the wrong password", account: demo.AppAccount,
+			config: func(t *testing.T, env *demo.Env, table string) string {
+				pfx, pw := filepath.Join(env.Dir, "app.pfx"), filepath.Join(env.Dir, "pfx-password")
+				must(t, os.WriteFile(pfx, pfxOf(t, env.AppCertFile, "the right one"), 0o600))
+				must(t, os.WriteFile(pw, []byte("a wrong one\n"), 0o600))
+				return setKey(setKey(table, "certificate", pfx), "certificate_password", "file:"+pw)
+			},
+			want: []wantFail{{What: "certificate", Words: "does not load", Fix: "check certificate_password"}},
 		},
 		{
 			name: "secret reference missing", account: demo.AppAccount,
@@ -456,4 +467,31 @@ func assertNoSecret(t *testing.T, env *demo.Env, out string) {
 			t.Errorf("the output shows something token-like (%q)", marker)
 		}
 	}
+}
+
+// pfxOf converts a PEM certificate and key file into a PKCS#12 file.
+func pfxOf(t *testing.T, pemFile, password string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(pemFile)
+	must(t, err)
+	var cert *x509.Certificate
+	var key any
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		switch b.Type {
+		case "CERTIFICATE":
+			cert, err = x509.ParseCertificate(b.Bytes)
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		}
+		must(t, err)
+	}
+	pfx, err := pkcs12.Modern.Encode(key, cert, nil, password)
+	must(t, err)
+	return pfx
 }
