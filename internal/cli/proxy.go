@@ -87,6 +87,7 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 	}
 	pw := proxy.OpenPasswordFile(filepath.Join(state, proxy.PasswordFileName))
 	token := o.Token
+	rejected := &tokenRejections{log: g.Logger, last: map[string]time.Time{}}
 	if token == nil {
 		m, err := openAccounts(ctx, g)
 		if err != nil {
@@ -94,6 +95,7 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 		}
 		defer m.Close()
 		token = accountTokens(m)
+		rejected.m = m
 	}
 
 	type listener struct {
@@ -116,12 +118,7 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 			return err
 		}
 		pc.Token, pc.Passwords, pc.Logger = token, pw, g.Logger
-		pc.Rejected = func(acct string, err error) {
-			// The token layer has no "drop this access token" call yet, so
-			// the cached token stays until its refresh is due; say so.
-			g.Logger.Warn("the mail server refused the account's token; run mailoauth check "+acct+" to see why",
-				"account", acct, "proxy", proto)
-		}
+		pc.Rejected = rejected.hook(proto)
 		for _, a := range p.Accounts {
 			if ok, err := pw.Has(a); err != nil {
 				return err
@@ -201,6 +198,54 @@ func accountTokens(m *account.Manager) proxy.TokenFunc {
 			return "", err
 		}
 		return tok.AccessToken, nil
+	}
+}
+
+// tokenRejections handles a token the mail server refused although it had
+// not expired (revoked, a policy change): the account's cached access token
+// is dropped so the next client login gets a freshly refreshed one, at most
+// once per account per rejectionCooldown so a server that refuses every
+// token (IMAP turned off for the mailbox) cannot make each login a token
+// request. Every refusal is logged with the command that tells why.
+type tokenRejections struct {
+	m   *account.Manager // nil when tokens come from ProxyOptions.Token
+	log interface {
+		Warn(msg string, args ...any)
+		Error(msg string, args ...any)
+	}
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// rejectionCooldown is the least time between two invalidations of one
+// account's token.
+const rejectionCooldown = time.Minute
+
+func (r *tokenRejections) hook(proto string) func(ctx context.Context, acct, token string, err error) {
+	return func(ctx context.Context, acct, token string, _ error) {
+		r.mu.Lock()
+		now := time.Now()
+		due := now.Sub(r.last[acct]) >= rejectionCooldown
+		if due {
+			r.last[acct] = now
+		}
+		r.mu.Unlock()
+		if r.m == nil || !due {
+			r.log.Warn("the mail server refused the account's token; run mailoauth check "+acct+" to see why",
+				"account", acct, "proxy", proto)
+			return
+		}
+		a, err := r.m.Account(acct)
+		if err == nil {
+			res := map[string]string{"imap": account.ResourceIMAP, "pop3": account.ResourcePOP, "smtp": account.ResourceSMTP}[proto]
+			err = a.Invalidate(ctx, res, token)
+		}
+		if err != nil {
+			r.log.Error("the mail server refused the account's token and it could not be dropped", "account", acct, "proxy", proto, "err", err)
+			return
+		}
+		r.log.Warn("the mail server refused the account's token; the next login gets a fresh one (if it is refused too, run mailoauth check "+acct+")",
+			"account", acct, "proxy", proto)
 	}
 }
 

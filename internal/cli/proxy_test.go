@@ -246,3 +246,149 @@ func scriptedIMAP(t *testing.T) string {
 }
 
 func discardSlog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestProxyRejectedTokenRefreshed: the mail server refuses the account's
+// first (unexpired) token; the client gets a plain failure at once, the
+// proxy drops the cached token (account.Invalidate), and the client's next
+// login goes through with a token freshly issued by the identity server
+// (the emulator, client credentials), not the refused one.
+func TestProxyRejectedTokenRefreshed(t *testing.T) {
+	e := newEmuEnv(t)
+	up, seen := rejectFirstIMAP(t)
+	cfg, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, fmt.Sprintf("\n[proxy.imap]\nlisten = \"127.0.0.1:0\"\naccounts = [\"app\"]\nupstream = \"imap+insecure://%s\"\n", up)...)
+	if err := os.WriteFile(e.cfg, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAILOAUTH_STATE_DIR", filepath.Join(e.dir, "state"))
+	var errOut syncBuf
+	g := &Globals{ConfigPath: e.cfg, In: strings.NewReader("pw\n"), Out: io.Discard, ErrOut: &errOut}
+	if code := Run(context.Background(), g, []string{"--config", e.cfg, "proxy", "passwd", "app"}); code != ExitOK {
+		t.Fatalf("passwd: %s", errOut.String())
+	}
+	var logs syncBuf
+	g = &Globals{ConfigPath: e.cfg, Out: io.Discard, ErrOut: &errOut, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- RunProxy(ctx, &ProxyOptions{G: g, ShutdownTimeout: time.Second, Ready: func(a map[string]string) { ready <- a }})
+	}()
+	var addrs map[string]string
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("RunProxy: %v\n%s", err, errOut.String())
+	}
+	login := func() string {
+		c, err := net.Dial("tcp", addrs["imap"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		fmt.Fprintf(c, "a LOGIN alice@contoso.com pw\r\n")
+		l, _ := r.ReadString('\n')
+		return strings.TrimRight(l, "\r\n")
+	}
+	start := time.Now()
+	if got := login(); !strings.HasPrefix(got, "a NO") {
+		t.Fatalf("first login = %q, want a NO (the server refused the token)", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the client waited %v for the failure", d)
+	}
+	if got := login(); got != "a OK Logged in" {
+		t.Fatalf("second login = %q, want OK with a fresh token\nlog:\n%s", got, logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunProxy: %v", err)
+	}
+	toks := seen()
+	if len(toks) != 2 || toks[0] == toks[1] {
+		t.Errorf("upstream saw %d logins (same token twice: %v), want the refused token then a fresh one", len(toks), len(toks) == 2 && toks[0] == toks[1])
+	}
+	if !strings.Contains(logs.String(), "the next login gets a fresh one") {
+		t.Errorf("log does not say the token was dropped:\n%s", logs.String())
+	}
+	for _, tok := range toks {
+		if strings.Contains(logs.String(), tok) || strings.Contains(errOut.String(), tok) {
+			t.Error("a token is in the log")
+		}
+	}
+}
+
+// rejectFirstIMAP is an IMAP server that refuses the first XOAUTH2 token it
+// sees for alice@contoso.com (with Exchange's words) and accepts any other;
+// seen returns the tokens in order.
+func rejectFirstIMAP(t *testing.T) (addr string, seen func() []string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		toks []string
+		wg   sync.WaitGroup
+	)
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				fmt.Fprintf(c, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f := strings.Fields(l)
+					if len(f) < 2 {
+						return
+					}
+					switch strings.ToUpper(f[1]) {
+					case "CAPABILITY":
+						fmt.Fprintf(c, "* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2\r\n%s OK done\r\n", f[0])
+					case "AUTHENTICATE":
+						ir, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
+						tok, ok := strings.CutPrefix(strings.TrimSuffix(string(ir), "\x01\x01"), "user=alice@contoso.com\x01auth=Bearer ")
+						mu.Lock()
+						first := len(toks) == 0
+						if ok {
+							toks = append(toks, tok)
+						}
+						mu.Unlock()
+						if ok && !first {
+							fmt.Fprintf(c, "%s OK Logged in\r\n", f[0])
+						} else {
+							fmt.Fprintf(c, "%s NO AUTHENTICATE failed.\r\n", f[0])
+						}
+					case "LOGOUT":
+						fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", f[0])
+						return
+					default:
+						fmt.Fprintf(c, "%s OK done\r\n", f[0])
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), toks...)
+	}
+}

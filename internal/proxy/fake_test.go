@@ -329,7 +329,7 @@ func newEnv(t *testing.T, proto string, mod func(*Config)) *env {
 			return e.token, nil
 		},
 		Passwords: testPasswords(t),
-		Rejected: func(account string, err error) {
+		Rejected: func(_ context.Context, account, _ string, err error) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.rejected = append(e.rejected, account)

@@ -321,10 +321,30 @@ func (u *upConn) imapLogin(ctx context.Context, token string) (string, error) {
 				}
 				return "Logged in", nil
 			}
-			return "", failure(c, l, strings.Contains(strings.ToUpper(rest), "[AUTHENTICATIONFAILED]"))
+			return "", failure(c, l, imapTokenRefused(rest))
 		}
 	}
 	return "", errors.New("server kept sending challenges")
+}
+
+// imapTokenRefused says whether a tagged answer to AUTHENTICATE refuses the
+// token: Dovecot says NO [AUTHENTICATIONFAILED], Exchange Online a bare
+// "NO AUTHENTICATE failed.". A NO with a code for a passing condition
+// (server unavailable, too many sessions) is not the token's fault.
+func imapTokenRefused(rest string) bool {
+	up := strings.ToUpper(rest)
+	if strings.Contains(up, "[AUTHENTICATIONFAILED]") {
+		return true
+	}
+	if !hasPrefixFold(rest, "NO") {
+		return false
+	}
+	for _, code := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "[CONTACTADMIN]"} {
+		if strings.Contains(up, code) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasPrefixFold(s, p string) bool {

@@ -53,7 +53,7 @@ func startDovecotProxy(t *testing.T, dv *dovecot.Server, proto, upstreamScheme, 
 		TLSConfig: local,
 		Token:     func(context.Context, string, string) (string, error) { return token, nil },
 		Passwords: testPasswords(t),
-		Rejected: func(account string, err error) {
+		Rejected: func(_ context.Context, account, _ string, err error) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			p.rejected = append(p.rejected, account)

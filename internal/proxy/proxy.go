@@ -98,9 +98,13 @@ type Config struct {
 	// Passwords checks local passwords. Required.
 	Passwords Verifier
 	// Rejected, when set, is told when the upstream server refused a
-	// token (an OAuth error challenge or a failed AUTH after one), so the
-	// token layer can refresh or mark the account. It must not block.
-	Rejected func(account string, err error)
+	// token (an OAuth error challenge or a failed AUTH after one), with
+	// the refused token, so the token layer can drop it and refresh on the
+	// next login (internal/account's Invalidate) or mark the account. The
+	// client hears its failure once Rejected returns, so its next login
+	// finds the token dropped; keep it short (the login's context bounds
+	// it).
+	Rejected func(ctx context.Context, account, token string, err error)
 	// Delay waits d before answering a failed login (the growing delay per
 	// client address and user). nil waits on a timer; tests record.
 	Delay func(ctx context.Context, d time.Duration) error

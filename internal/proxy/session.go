@@ -247,9 +247,13 @@ func (ss *session) upstreamLogin(acct *Account, login func(u *upConn, ctx contex
 	ss.s.releaseAccount(acct.Name)
 	var rej *rejectedError
 	if errors.As(err, &rej) {
+		// The login's context may be spent; the hook gets a few seconds of
+		// its own, still ended by Shutdown.
+		hctx, hcancel := context.WithTimeout(ss.s.ctx, 5*time.Second)
+		defer hcancel()
 		ss.s.log.Error("upstream refused the token", "account", acct.Name, "upstream", acct.Upstream.String(), "err", rej.err)
 		if ss.s.cfg.Rejected != nil {
-			ss.s.cfg.Rejected(acct.Name, rej.err)
+			ss.s.cfg.Rejected(hctx, acct.Name, tok, rej.err)
 		}
 	} else {
 		ss.s.log.Error("upstream login failed", "account", acct.Name, "upstream", acct.Upstream.String(), "err", err)
