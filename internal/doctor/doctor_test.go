@@ -32,8 +32,8 @@ type wantFail struct {
 	What    string
 	AADSTS  int
 	Relogin bool
-	// Words and Fix must appear in the finding's text.
-	Words, Fix string `cmp:"-"`
+	// Words and Fix must appear in the finding's text (compared apart).
+	Words, Fix string
 }
 
 // TestDoctorEmulator reproduces each setup mistake against the emulator
