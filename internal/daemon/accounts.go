@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -42,12 +42,14 @@ type Accounts interface {
 // with Options.Source.Notify = Daemon.Notify so refreshes reach the hooks
 // and metrics).
 //
-// A logout in another process deletes the account's records, but the
-// engines in this process still hold the last access token in memory; so
-// every token request first checks that the account's state record still
-// exists, and when it does not, the manager is replaced by a fresh one on
-// the same store (dropping every cached token) and the request fails with
-// "login needed".
+// The engines in this process hold the last access token in memory, but
+// other processes change the store: a logout deletes the account's
+// records, a login replaces them, and a proxy whose mail server refused a
+// token blanks it (account.Invalidate). So every token handed out is first
+// looked for in the store (one read); when it is not there, the manager is
+// replaced by a fresh one on the same store, dropping every cached token,
+// and the store decides: "login needed" after a logout, else its token or
+// a refresh.
 func FromManager(m *account.Manager, opts account.Options) Accounts {
 	opts.Store = m.Store()
 	return &managerAccounts{cfg: m.Config(), store: m.Store(), opts: opts, cur: m}
@@ -109,17 +111,24 @@ func (ma *managerAccounts) Token(ctx context.Context, name, resource string) (*o
 	if _, err := ma.cfg.Account(name); err != nil {
 		return nil, time.Time{}, err
 	}
-	if _, err := ma.store.Get(ctx, name, tokens.KindState); errors.Is(err, tokens.ErrNotFound) {
-		ma.reset(ctx)
-		return nil, time.Time{}, &tokens.ReloginError{Account: name, Reason: "not logged in", Command: tokens.LoginCommand(name)}
-	} else if err != nil {
-		return nil, time.Time{}, err
+	tok, a, err := ma.token(ctx, name, resource)
+	if err == nil {
+		// The engine hands out its in-memory copy; make sure the store
+		// still holds it. When it does not, another process changed the
+		// account: a logout (no records), a new login, or a mail server
+		// refusing the token (account.Invalidate blanks the record). Then
+		// the cached engines are dropped and the store decides.
+		switch stored, serr := ma.stored(ctx, name, tok); {
+		case serr != nil:
+			err = serr
+		case stored == storedNone:
+			ma.reset(ctx)
+			err = &tokens.ReloginError{Account: name, Reason: "not logged in", Command: tokens.LoginCommand(name)}
+		case stored == storedOther:
+			ma.reset(ctx)
+			tok, a, err = ma.token(ctx, name, resource)
+		}
 	}
-	a, err := ma.manager().Account(name)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	tok, err := a.Token(ctx, resourceFor(resource))
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -130,6 +139,42 @@ func (ma *managerAccounts) Token(ctx context.Context, name, resource string) (*o
 		}
 	}
 	return tok, nextRefresh(tok, time.Now()), nil
+}
+
+func (ma *managerAccounts) token(ctx context.Context, name, resource string) (*oauth.Token, *account.Account, error) {
+	a, err := ma.manager().Account(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := a.Token(ctx, resourceFor(resource))
+	return tok, a, err
+}
+
+// What the store holds compared with a token about to be handed out.
+const (
+	storedSame  = iota // an access record with this token and expiry
+	storedOther        // records, but none with this token
+	storedNone         // no record at all: logged out
+)
+
+func (ma *managerAccounts) stored(ctx context.Context, name string, tok *oauth.Token) (int, error) {
+	recs, err := ma.store.Records(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if len(recs) == 0 {
+		return storedNone, nil
+	}
+	for _, r := range recs {
+		if _, ok := r.Kind.Resource(); !ok {
+			continue
+		}
+		var t oauth.Token
+		if json.Unmarshal(r.Value, &t) == nil && t.AccessToken == tok.AccessToken && t.Expiry.Equal(tok.Expiry) {
+			return storedSame, nil
+		}
+	}
+	return storedOther, nil
 }
 
 // nextRefresh is when tok is due, as the refresh engine decides it without

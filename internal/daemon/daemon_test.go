@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mailoauth/mailoauth/internal/account"
 	"github.com/mailoauth/mailoauth/internal/config"
 	"github.com/mailoauth/mailoauth/tokens"
 )
@@ -92,8 +93,8 @@ func TestTokenOverSocket(t *testing.T) {
 
 // TestRefreshAndRelogin: an expired cached token is refreshed once for
 // several concurrent callers; a refused refresh token gives a
-// ReloginError over the socket, and a logout in another process is seen
-// at once.
+// ReloginError over the socket, and a token refused elsewhere or a
+// logout in another process is seen at once.
 func TestRefreshAndRelogin(t *testing.T) {
 	e := newEnv(t, time.Now().Add(-time.Minute))
 	r := e.start(Options{})
@@ -127,6 +128,23 @@ func TestRefreshAndRelogin(t *testing.T) {
 	rt, err := tokens.LoadToken(ctx, e.store, "work", tokens.KindRefresh)
 	if err != nil || rt.RefreshToken != "rt-1" {
 		t.Errorf("stored refresh token %v, %v; want the rotated rt-1", rt, err)
+	}
+
+	// A proxy (another process) saw a mail server refuse at-1 and blanked
+	// it in the store: the daemon must not hand its copy out again.
+	m2, err := account.Open(ctx, e.cfg, account.Options{Store: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := m2.Account("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Invalidate(ctx, "imap", "at-1"); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _, err := r.client.Token(ctx, "work", "imap"); err != nil || tok.AccessToken != "at-2" {
+		t.Fatalf("after the token was refused elsewhere: %v, %v; want the refreshed at-2", tok, err)
 	}
 
 	// Logout elsewhere: the daemon must not keep handing out its copy.
