@@ -34,6 +34,11 @@ type Client struct {
 	// live daemon accepts at once, and a hung one must not delay the mail
 	// client's fallback to the store by more.
 	ConnectTimeout time.Duration
+	// Timeout bounds the whole exchange; a daemon that accepts but does not
+	// answer in time counts as absent (ErrNoDaemon), so a hung daemon
+	// cannot hang every mail client. Default 90 seconds: a refresh the
+	// daemon does for the caller may wait on a slow token endpoint.
+	Timeout time.Duration
 }
 
 // Token returns the access token of account for resource ("imap", "smtp",
@@ -79,6 +84,11 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("daemon: %w on %s: %w", ErrNoDaemon, c.Socket, err)
 	}
 	defer conn.Close()
+	total := c.Timeout
+	if total <= 0 {
+		total = 90 * time.Second
+	}
+	conn.SetDeadline(time.Now().Add(total))
 	// One request per process, on one connection: http.Transport's pool
 	// and its reader and writer goroutines would cost more than the
 	// request itself on this path (every mail client connection), so the

@@ -340,6 +340,28 @@ func waitStored(t *testing.T, e *env, rt string) {
 
 func TestClientNoDaemon(t *testing.T) {
 	dir := shortTemp(t)
+	// A hung daemon: it accepts and never answers.
+	hung := filepath.Join(dir, "hung.sock")
+	ln, err := net.Listen("unix", hung)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	t.Run("hung", func(t *testing.T) {
+		_, _, err := (&Client{Socket: hung, Timeout: 100 * time.Millisecond}).Token(t.Context(), "work", "imap")
+		if !errors.Is(err, ErrNoDaemon) {
+			t.Errorf("err = %v, want ErrNoDaemon", err)
+		}
+	})
 	for name, sock := range map[string]string{"no file": filepath.Join(dir, "none.sock"), "no path": ""} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := (&Client{Socket: sock}).Token(t.Context(), "work", "imap")
