@@ -2,9 +2,13 @@ package tokens
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/mailoauth/mailoauth/oauth"
@@ -130,8 +134,17 @@ func StateRecord(account string, st State) Record {
 // SaveLogin stores what an interactive login returned, in one atomic write:
 // the refresh record (when tok has a refresh token), the access token as the
 // cache for resource (when resource is not empty), and a healthy state that
-// clears any "re-login needed" mark.
+// clears any "re-login needed" mark. The account's other records (access
+// tokens of other resources) stay; a new login that must not leave the old
+// one's tokens behind uses ReplaceLogin.
 func SaveLogin(ctx context.Context, s Store, account, resource string, tok *oauth.Token) error {
+	if err := s.Put(ctx, nil, loginRecords(account, resource, tok)...); err != nil {
+		return fmt.Errorf("save login of %s: %w", account, err)
+	}
+	return nil
+}
+
+func loginRecords(account, resource string, tok *oauth.Token) []Record {
 	var recs []Record
 	if tok.RefreshToken != "" {
 		recs = append(recs, TokenRecord(account, KindRefresh, tok))
@@ -139,11 +152,115 @@ func SaveLogin(ctx context.Context, s Store, account, resource string, tok *oaut
 	if resource != "" && tok.AccessToken != "" {
 		recs = append(recs, TokenRecord(account, AccessKind(resource), accessOnly(tok)))
 	}
-	recs = append(recs, StateRecord(account, State{LastRefresh: time.Now()}))
-	if err := s.Put(ctx, nil, recs...); err != nil {
+	return append(recs, StateRecord(account, State{LastRefresh: time.Now()}))
+}
+
+// replaceLoginWait bounds how long ReplaceLogin waits for another process's
+// refresh lease on the account: longer than a Source's default lease TTL, so
+// the lease of a holder that crashed has expired by then.
+var replaceLoginWait = 70 * time.Second
+
+// ReplaceLogin stores a new interactive login as SaveLogin does and, in the
+// same atomic Put, deletes every other record of the account (tombstones,
+// Store promise 11): access tokens the old login cached for other resources,
+// possibly for another mailbox, must not outlive it, and a crash (kill -9)
+// at any instant leaves either the old login or the new one, never neither,
+// which a Delete followed by a Put would not.
+//
+// It holds the account's refresh lease from reading the account's record
+// kinds to the Put, so no Source of any process writes between the two, and
+// none refreshes with the old refresh token and stores the old login's tokens
+// over the new one. While another holder has the lease it waits (a refresh
+// takes seconds; a crashed holder's lease expires by its TTL), at most 70
+// seconds or until ctx ends. After 70 seconds it writes without the lease
+// rather than lose a login the user has just completed; only then can a
+// refresher that still holds the lease write between the read and the Put
+// (leaving at most a stale access token for a resource the new login did not
+// name, which expires by itself) or store the old login's tokens afterwards.
+func ReplaceLogin(ctx context.Context, s Store, account, resource string, tok *oauth.Token) error {
+	var err error
+	// A lease that lapsed before the Put (a very slow store) makes the Put
+	// write nothing; another holder may have written since, so read again.
+	for range 3 {
+		if err = replaceLogin(ctx, s, account, resource, tok); !errors.Is(err, ErrLeaseLost) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("save login of %s: %w", account, err)
 	}
 	return nil
+}
+
+func replaceLogin(ctx context.Context, s Store, account, resource string, tok *oauth.Token) error {
+	lease, err := waitLease(ctx, s, account)
+	if err != nil {
+		return err
+	}
+	if lease != nil {
+		defer func() {
+			// Release even when ctx has ended, so refreshers need not sit out the TTL.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			s.Release(rctx, lease)
+		}()
+	}
+	kinds, err := storedKinds(ctx, s, account)
+	if err != nil {
+		return err
+	}
+	recs := loginRecords(account, resource, tok)
+	for _, k := range kinds {
+		if !slices.ContainsFunc(recs, func(r Record) bool { return r.Kind == k }) {
+			recs = append(recs, Record{Account: account, Kind: k}) // nil Value: a tombstone
+		}
+	}
+	return s.Put(ctx, lease, recs...)
+}
+
+// replaceLeaseTTL is the lease ReplaceLogin takes: reading the kinds and one
+// Put take milliseconds, and a login killed while holding it blocks the next
+// login (and refreshes) of the account no longer than this.
+var replaceLeaseTTL = 10 * time.Second
+
+// waitLease acquires the account's refresh lease for ReplaceLogin, polling
+// while another holder has it. It returns a nil lease and no error when
+// replaceLoginWait passes first.
+func waitLease(ctx context.Context, s Store, account string) (*Lease, error) {
+	holder := "login-" + strconv.Itoa(os.Getpid()) + "-" + rand.Text()
+	deadline := time.Now().Add(replaceLoginWait)
+	wait := 10 * time.Millisecond
+	for {
+		lease, err := s.Acquire(ctx, account, holder, replaceLeaseTTL)
+		if !errors.Is(err, ErrLeaseHeld) {
+			return lease, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, nil
+		}
+		if err := sleep(ctx, min(wait, left)); err != nil {
+			return nil, err
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// storedKinds lists the kinds of the account's records: without decrypting
+// them for this package's own store, through Records for any other Store.
+func storedKinds(ctx context.Context, s Store, account string) ([]Kind, error) {
+	if st, ok := s.(*store); ok {
+		return st.kinds(ctx, account)
+	}
+	recs, err := s.Records(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	kinds := make([]Kind, len(recs))
+	for i, r := range recs {
+		kinds[i] = r.Kind
+	}
+	return kinds, nil
 }
 
 // accessOnly copies tok without its refresh and ID tokens: an access record

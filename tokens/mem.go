@@ -60,6 +60,13 @@ func (m *memBackend) put(_ context.Context, lease *Lease, recs []Record) error {
 		}
 	}
 	for _, r := range recs {
+		if r.Value == nil { // a tombstone
+			delete(m.recs[r.Account], r.Kind)
+			if len(m.recs[r.Account]) == 0 {
+				delete(m.recs, r.Account)
+			}
+			continue
+		}
 		if m.recs[r.Account] == nil {
 			m.recs[r.Account] = map[Kind]Record{}
 		}

@@ -32,7 +32,9 @@ type Options struct {
 
 // backend is what each storage engine implements; Open wraps it with the
 // encryption every engine shares, so the Store contract's promise 9 is kept in
-// one place. Values reaching a backend are already sealed.
+// one place. Values reaching a backend are already sealed, except a nil Value
+// given to put, which is a tombstone: the backend deletes that record in the
+// same transaction as the other writes (promise 11).
 type backend interface {
 	get(ctx context.Context, account string, kind Kind) ([]byte, time.Time, error)
 	list(ctx context.Context, account string) ([]Record, error)
@@ -168,7 +170,12 @@ func (s *store) Put(ctx context.Context, lease *Lease, recs ...Record) error {
 		if lease != nil && r.Account != lease.Account {
 			return fmt.Errorf("put %s %s: lease is for another account", r.Account, r.Kind)
 		}
-		sealed[i] = Record{Account: r.Account, Kind: r.Kind, Value: s.s.seal(r.Account, r.Kind, r.Value)}
+		sealed[i] = Record{Account: r.Account, Kind: r.Kind}
+		if r.Value != nil {
+			// A nil Value is a tombstone (promise 11) and stays nil: sealing it
+			// would store an empty value instead of deleting the record.
+			sealed[i].Value = s.s.seal(r.Account, r.Kind, r.Value)
+		}
 	}
 	if err := s.b.put(ctx, lease, sealed); err != nil {
 		return fmt.Errorf("put %s: %w", recs[0].Account, err)
@@ -189,6 +196,21 @@ func (s *store) Records(ctx context.Context, account string) ([]Record, error) {
 		recs[i].Value = pt
 	}
 	return recs, nil
+}
+
+// kinds lists the kinds of an account's records without opening them, so a
+// new login also replaces records that no longer decrypt (tampered, or
+// sealed with a key since replaced).
+func (s *store) kinds(ctx context.Context, account string) ([]Kind, error) {
+	recs, err := s.b.list(ctx, account)
+	if err != nil {
+		return nil, fmt.Errorf("records of %s: %w", account, err)
+	}
+	out := make([]Kind, len(recs))
+	for i, r := range recs {
+		out[i] = r.Kind
+	}
+	return out, nil
 }
 
 func (s *store) Delete(ctx context.Context, account string) error {

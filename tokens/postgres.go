@@ -120,6 +120,12 @@ func (b *pgBackend) put(ctx context.Context, lease *Lease, recs []Record) error 
 			}
 		}
 		for _, r := range recs {
+			if r.Value == nil { // a tombstone
+				if _, err := tx.Exec(ctx, `DELETE FROM mailoauth_records WHERE account = $1 AND kind = $2`, r.Account, string(r.Kind)); err != nil {
+					return err
+				}
+				continue
+			}
 			_, err := tx.Exec(ctx, `INSERT INTO mailoauth_records (account, kind, value, updated)
 				VALUES ($1, $2, $3, clock_timestamp())
 				ON CONFLICT (account, kind) DO UPDATE SET value = excluded.value, updated = excluded.updated`,

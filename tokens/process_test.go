@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/mailoauth/mailoauth/oauth"
 	"github.com/mailoauth/mailoauth/provider"
 )
@@ -66,6 +68,8 @@ func runChild(mode string) int {
 		err = herdChild()
 	case "crash":
 		err = crashChild()
+	case "relogin":
+		err = reloginChild()
 	default:
 		err = fmt.Errorf("unknown child mode %q", mode)
 	}
@@ -374,4 +378,129 @@ func TestIntegrationCrashSQLite(t *testing.T) {
 
 func TestIntegrationCrashPostgres(t *testing.T) {
 	crash(t, postgresURL(t), crashKills(t, 200)/4)
+}
+
+// reloginChild replaces the login of account "relogin" in a loop, each
+// login n storing refresh token rt-n and access token at-n for resource
+// r(n mod 3), so each login must also delete the previous one's access
+// record; prints n after each ReplaceLogin returns.
+func reloginChild() error {
+	s, err := childStore()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	// A killed child leaves its lease behind; a short one lets the next
+	// child in soon (ReplaceLogin retries when a lease lapses mid-write).
+	replaceLeaseTTL = 100 * time.Millisecond
+	ctx := context.Background()
+	rt, err := LoadToken(ctx, s, "relogin", KindRefresh)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(rt.RefreshToken, "rt-"))
+	if err != nil {
+		return fmt.Errorf("stored refresh token is malformed")
+	}
+	fmt.Println("ready")
+	for {
+		n++
+		tok := loginToken(fmt.Sprintf("rt-%d", n), fmt.Sprintf("at-%d", n), time.Now().Add(time.Hour))
+		if err := ReplaceLogin(ctx, s, "relogin", fmt.Sprintf("r%d", n%3), tok); err != nil {
+			return err
+		}
+		fmt.Println(n)
+	}
+}
+
+// crashRelogin kills a child replacing logins in a loop with SIGKILL at
+// random moments and checks after each kill that the account holds exactly
+// one whole login, the last one acknowledged or a newer one: its refresh
+// token, its access token for its resource and no other, and a state
+// record; never the old login's records mixed in and never no login.
+func crashRelogin(t *testing.T, storeURL string, kills int) {
+	s, err := Open(t.Context(), storeURL, &Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), "relogin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveLogin(t.Context(), s, "relogin", "r0", loginToken("rt-0", "at-0", time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	env := map[string]string{"MAILOAUTH_CHILD_STORE": storeURL, "MAILOAUTH_CHILD_KEY": hex.EncodeToString(testKey)}
+	acked, lost, midWrite := 0, 0, 0
+	for i := range kills {
+		cmd, stdin, out := child(t, "relogin", env)
+		lines := make(chan string, 1024)
+		go func() {
+			for out.Scan() {
+				lines <- out.Text()
+			}
+			close(lines)
+		}()
+		if l, ok := <-lines; !ok || l != "ready" {
+			t.Fatalf("kill %d: child did not start (%q)", i, l)
+		}
+		// Up to the lease TTL plus a few logins: the child may first wait
+		// for the lease its killed predecessor left.
+		time.Sleep(time.Duration(rand.N(150000)) * time.Microsecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		for l := range lines {
+			n, err := strconv.Atoi(l)
+			if err != nil {
+				continue
+			}
+			if n <= acked {
+				t.Fatalf("kill %d: child acknowledged login %d after %d", i, n, acked)
+			}
+			acked = n
+		}
+		cmd.Wait()
+		stdin.Close()
+
+		s, err := Open(t.Context(), storeURL, &Options{Key: testKey})
+		if err != nil {
+			t.Fatalf("kill %d: store does not open: %v", i, err)
+		}
+		got := tokenKinds(t, s, "relogin")
+		s.Close()
+		n, _ := strconv.Atoi(strings.TrimPrefix(got[KindRefresh], "rt-"))
+		want := map[Kind]string{
+			KindRefresh:                         fmt.Sprintf("rt-%d", n),
+			AccessKind(fmt.Sprintf("r%d", n%3)): fmt.Sprintf("at-%d", n),
+			KindState:                           "relogin=false",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			lost++
+			t.Errorf("kill %d: the account does not hold one whole login (-want +got):\n%s", i, diff)
+			continue
+		}
+		switch {
+		case n < acked:
+			lost++
+			t.Errorf("kill %d: store holds login %d but login %d was acknowledged", i, n, acked)
+		case n > acked:
+			midWrite++ // committed, killed before acknowledging: fine
+		}
+		acked = n
+	}
+	t.Logf("%d kills during ReplaceLogin loops: logins lost or mixed = %d; %d kills fell between a commit and its acknowledgement; last login %d",
+		kills, lost, midWrite, acked)
+	if acked == 0 {
+		t.Error("no ReplaceLogin ever completed: the kills came too early to test anything")
+	}
+}
+
+// TestIntegrationCrashReloginSQLite: 50 kills in CI (MAILOAUTH_CRASH_KILLS
+// sets the count for the SQLite crash tests; a quarter of it here).
+func TestIntegrationCrashReloginSQLite(t *testing.T) {
+	integration(t)
+	crashRelogin(t, "sqlite:"+filepath.Join(t.TempDir(), "tokens.db"), crashKills(t, 200)/4)
+}
+
+func TestIntegrationCrashReloginPostgres(t *testing.T) {
+	crashRelogin(t, postgresURL(t), crashKills(t, 200)/16)
 }

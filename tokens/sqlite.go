@@ -148,6 +148,12 @@ func (b *sqliteBackend) put(ctx context.Context, lease *Lease, recs []Record) er
 			}
 		}
 		for _, r := range recs {
+			if r.Value == nil { // a tombstone
+				if _, err := tx.ExecContext(ctx, `DELETE FROM records WHERE account = ? AND kind = ?`, r.Account, string(r.Kind)); err != nil {
+					return err
+				}
+				continue
+			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO records (account, kind, value, updated) VALUES (?, ?, ?, ?)
 				ON CONFLICT (account, kind) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
 				r.Account, string(r.Kind), r.Value, now)

@@ -38,6 +38,7 @@ func (k Kind) Resource() (string, bool) {
 
 // Record is one stored value. Value is plaintext on the way in and out; the
 // store encrypts it at rest with the account and kind as additional data.
+// A nil Value given to Put deletes the record (a tombstone, Store promise 11).
 type Record struct {
 	Account string
 	Kind    Kind
@@ -106,6 +107,16 @@ var (
 //     in an error.
 //  10. A Store is safe for concurrent use; Close releases its resources and
 //     is the last call.
+//  11. A Record with a nil Value passed to Put is a tombstone: it deletes
+//     that (account, kind) in the same transaction as the Put's other
+//     records, so promises 2 and 3 cover it too (a crash leaves the record
+//     deleted with the new values written, or nothing changed; under a lost
+//     lease nothing is deleted). Deleting a record that does not exist is
+//     not an error. Records are applied in order, so the last one for an
+//     (account, kind) wins. An empty but non-nil Value is a value, not a
+//     tombstone. This is how a new login replaces an account's records in
+//     one atomic write (ReplaceLogin) instead of a Delete then a Put, which
+//     a crash between the two would leave with no token at all.
 type Store interface {
 	Get(ctx context.Context, account string, kind Kind) (Record, error)
 	Put(ctx context.Context, lease *Lease, recs ...Record) error

@@ -50,6 +50,11 @@ func (ss storeSuite) run(t *testing.T) {
 		{"MovedRecordFails", ss.testMovedRecordFails},
 		{"WrongKey", ss.testWrongKey},
 		{"Reopen", ss.testReopen},
+		{"TombstoneAlone", ss.testTombstoneAlone},
+		{"TombstoneWithWrites", ss.testTombstoneWithWrites},
+		{"TombstoneUnderLease", ss.testTombstoneUnderLease},
+		{"ReplaceLogin", ss.testReplaceLogin},
+		{"ReplaceLoginUnreadable", ss.testReplaceLoginUnreadable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, tt.f)
@@ -376,5 +381,223 @@ func (ss storeSuite) testReopen(t *testing.T) {
 	}
 	if _, err := s.Acquire(context.Background(), "a", "h2", time.Hour); !errors.Is(err, ErrLeaseHeld) {
 		t.Errorf("lease taken through one handle is not seen through the other: %v", err)
+	}
+}
+
+// tomb is a tombstone: a Record with a nil Value (promise 11).
+func tomb(account string, kind Kind) Record { return Record{Account: account, Kind: kind} }
+
+// kinds maps an account's records to their values, read with Records.
+func kinds(t *testing.T, s Store, account string) map[Kind]string {
+	t.Helper()
+	recs, err := s.Records(t.Context(), account)
+	if err != nil {
+		t.Fatalf("Records %s: %v", account, err)
+	}
+	got := map[Kind]string{}
+	for _, r := range recs {
+		got[r.Kind] = string(r.Value)
+	}
+	return got
+}
+
+// Promise 11: a tombstone alone deletes one record and nothing else; a
+// tombstone for a missing record is no error; an account whose last record
+// is deleted is no longer listed.
+func (ss storeSuite) testTombstoneAlone(t *testing.T) {
+	s, _ := ss.open(t)
+	mustPut(t, s, nil, rec("a", KindRefresh, "r"), rec("a", AccessKind("imap"), "i"), rec("b", AccessKind("imap"), "bi"))
+	mustPut(t, s, nil, tomb("a", AccessKind("imap")))
+	if diff := cmp.Diff(map[Kind]string{KindRefresh: "r"}, kinds(t, s, "a")); diff != "" {
+		t.Errorf("account a (-want +got):\n%s", diff)
+	}
+	if _, err := s.Get(t.Context(), "a", AccessKind("imap")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a deleted record: got %v, want ErrNotFound", err)
+	}
+	if v := value(t, s, "b", AccessKind("imap")); v != "bi" {
+		t.Errorf("another account's record of the same kind = %q, want bi", v)
+	}
+	mustPut(t, s, nil, tomb("a", AccessKind("never-written")), tomb("nobody", KindRefresh))
+	mustPut(t, s, nil, tomb("b", AccessKind("imap")))
+	got, err := s.Accounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a"}, got); diff != "" {
+		t.Errorf("Accounts after deleting b's only record (-want +got):\n%s", diff)
+	}
+}
+
+// Promises 2 and 11: tombstones and writes of one Put land together, in
+// order; an empty non-nil value is stored, not a tombstone.
+func (ss storeSuite) testTombstoneWithWrites(t *testing.T) {
+	s, _ := ss.open(t)
+	mustPut(t, s, nil, rec("a", KindRefresh, "r1"), rec("a", AccessKind("imap"), "i1"), rec("a", AccessKind("graph"), "g1"),
+		rec("a", AccessKind("smtp"), "s1"))
+	mustPut(t, s, nil,
+		rec("a", KindRefresh, "r2"),
+		tomb("a", AccessKind("imap")),
+		rec("a", KindState, "{}"),
+		rec("a", AccessKind("graph"), "g2"), tomb("a", AccessKind("graph")), // the later record wins
+		tomb("a", AccessKind("smtp")), rec("a", AccessKind("smtp"), "s2"),
+		Record{Account: "a", Kind: AccessKind("pop"), Value: []byte{}},
+	)
+	want := map[Kind]string{KindRefresh: "r2", KindState: "{}", AccessKind("smtp"): "s2", AccessKind("pop"): ""}
+	if diff := cmp.Diff(want, kinds(t, s, "a")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// The empty value is a record that decrypts to empty, not a missing one.
+	r, err := s.Get(t.Context(), "a", AccessKind("pop"))
+	if err != nil || len(r.Value) != 0 {
+		t.Errorf("Get of an empty value = %q, %v; want empty, nil", r.Value, err)
+	}
+}
+
+// Promises 3 and 11: under a lost lease a Put deletes nothing and writes
+// nothing; under a held lease its tombstones apply.
+func (ss storeSuite) testTombstoneUnderLease(t *testing.T) {
+	s, _ := ss.open(t)
+	ctx := t.Context()
+	mustPut(t, s, nil, rec("a", KindRefresh, "r1"), rec("a", AccessKind("imap"), "i1"))
+	lost := &Lease{Account: "a", Holder: "not-the-holder", Expires: time.Now().Add(time.Hour)}
+	if _, err := s.Acquire(ctx, "a", "the-holder", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Put(ctx, lost, tomb("a", AccessKind("imap")), rec("a", KindRefresh, "r2"))
+	if !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Put of a tombstone under a lost lease: got %v, want ErrLeaseLost", err)
+	}
+	if err := s.Put(ctx, lost, tomb("a", AccessKind("imap"))); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Put of a tombstone alone under a lost lease: got %v, want ErrLeaseLost", err)
+	}
+	if diff := cmp.Diff(map[Kind]string{KindRefresh: "r1", AccessKind("imap"): "i1"}, kinds(t, s, "a")); diff != "" {
+		t.Errorf("after refused Puts (-want +got):\n%s", diff)
+	}
+	held, err := s.Acquire(ctx, "a", "the-holder", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, held, tomb("a", AccessKind("imap")), rec("a", KindRefresh, "r2"))
+	if diff := cmp.Diff(map[Kind]string{KindRefresh: "r2"}, kinds(t, s, "a")); diff != "" {
+		t.Errorf("after a Put under the held lease (-want +got):\n%s", diff)
+	}
+}
+
+// tokenKinds maps an account's records to the token each holds (refresh
+// token for KindRefresh, access token for access kinds) and the state's
+// re-login mark, so a test can compare a whole account at once.
+func tokenKinds(t *testing.T, s Store, account string) map[Kind]string {
+	t.Helper()
+	recs, err := s.Records(t.Context(), account)
+	if err != nil {
+		t.Fatalf("Records %s: %v", account, err)
+	}
+	got := map[Kind]string{}
+	for _, r := range recs {
+		switch _, isAccess := r.Kind.Resource(); {
+		case r.Kind == KindState:
+			st, err := LoadState(t.Context(), s, account)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[r.Kind] = fmt.Sprintf("relogin=%v", st.ReloginRequired)
+		case r.Kind == KindRefresh:
+			tok, err := decodeToken(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[r.Kind] = tok.RefreshToken
+		case isAccess:
+			tok, err := decodeToken(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[r.Kind] = tok.AccessToken
+		default:
+			got[r.Kind] = string(r.Value)
+		}
+	}
+	return got
+}
+
+// ReplaceLogin leaves exactly the new login's records: the old login's
+// access tokens of other resources and its re-login mark are gone, other
+// accounts are untouched, and the lease it took is released.
+func (ss storeSuite) testReplaceLogin(t *testing.T) {
+	s, _ := ss.open(t)
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := SaveLogin(ctx, s, "a", "imap", loginToken("rt-old", "at-old-imap", exp)); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, nil,
+		TokenRecord("a", AccessKind("graph"), loginToken("", "at-old-graph", exp)),
+		TokenRecord("a", AccessKind("smtp"), loginToken("", "at-old-smtp", exp)),
+		StateRecord("a", State{ReloginRequired: true, Reason: "invalid_grant"}),
+		rec("a", Kind("custom"), "x"))
+	if err := SaveLogin(ctx, s, "b", "graph", loginToken("rt-b", "at-b", exp)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := ReplaceLogin(ctx, s, "a", "smtp", loginToken("rt-new", "at-new-smtp", exp)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[Kind]string{KindRefresh: "rt-new", AccessKind("smtp"): "at-new-smtp", KindState: "relogin=false"}
+	if diff := cmp.Diff(want, tokenKinds(t, s, "a")); diff != "" {
+		t.Errorf("account a after ReplaceLogin (-want +got):\n%s", diff)
+	}
+	wantB := map[Kind]string{KindRefresh: "rt-b", AccessKind("graph"): "at-b", KindState: "relogin=false"}
+	if diff := cmp.Diff(wantB, tokenKinds(t, s, "b")); diff != "" {
+		t.Errorf("account b (-want +got):\n%s", diff)
+	}
+	if l, err := s.Acquire(ctx, "a", "refresher", time.Hour); err != nil {
+		t.Errorf("Acquire after ReplaceLogin: %v, want its lease released", err)
+	} else if err := s.Release(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+
+	// A login without a refresh token (or resource) leaves no stale refresh
+	// token behind either; an unknown account is simply written.
+	if err := ReplaceLogin(ctx, s, "a", "", loginToken("", "at-x", exp)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[Kind]string{KindState: "relogin=false"}, tokenKinds(t, s, "a")); diff != "" {
+		t.Errorf("after a login with no refresh token (-want +got):\n%s", diff)
+	}
+	if err := ReplaceLogin(ctx, s, "new", "imap", loginToken("rt-n", "at-n", exp)); err != nil {
+		t.Fatal(err)
+	}
+	want = map[Kind]string{KindRefresh: "rt-n", AccessKind("imap"): "at-n", KindState: "relogin=false"}
+	if diff := cmp.Diff(want, tokenKinds(t, s, "new")); diff != "" {
+		t.Errorf("new account (-want +got):\n%s", diff)
+	}
+}
+
+// A record that no longer decrypts (tampered, copied) does not stop a new
+// login, which is how the user repairs the account: it is replaced too.
+func (ss storeSuite) testReplaceLoginUnreadable(t *testing.T) {
+	s, _ := ss.open(t)
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := SaveLogin(ctx, s, "a", "imap", loginToken("rt-old", "at-old", exp)); err != nil {
+		t.Fatal(err)
+	}
+	b := s.(*store).b
+	raw, _, err := b.get(ctx, "a", KindRefresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.put(ctx, nil, []Record{{Account: "a", Kind: AccessKind("graph"), Value: raw}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Records(ctx, "a"); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Records with a moved value: got %v, want ErrDecrypt", err)
+	}
+	if err := ReplaceLogin(ctx, s, "a", "imap", loginToken("rt-new", "at-new", exp)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[Kind]string{KindRefresh: "rt-new", AccessKind("imap"): "at-new", KindState: "relogin=false"}
+	if diff := cmp.Diff(want, tokenKinds(t, s, "a")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
