@@ -293,7 +293,7 @@ func TestServices(t *testing.T) {
 		got = append(got, s.Name+" "+s.URL)
 	}
 	want := []string{"identity " + e.srv.URL, "imap imaps://" + e.xs.IMAPAddr, "pop3 pop3s://" + e.xs.POP3Addr,
-		"smtp smtp://" + e.xs.SMTPAddr, "graph " + e.xs.GraphURL, "imap-plain imap://" + e.xs.PlainIMAPAddr,
+		"smtp smtp://" + e.xs.SMTPAddr, "graph " + strings.TrimSuffix(e.xs.GraphURL, "/v1.0"), "imap-plain imap://" + e.xs.PlainIMAPAddr,
 		"pop3-plain pop3://" + e.xs.PlainPOP3Addr}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("services:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
