@@ -646,14 +646,11 @@ func (a *Account) loginScopes(p *provider.Provider, all []string) []string {
 	return scopes
 }
 
-// replaceTokens drops the account's records and stores the login. The
-// token is already in memory, so a crash between the two only costs a new
-// login.
+// replaceTokens stores the login in place of the account's records, in one
+// atomic write (tokens.ReplaceLogin): a crash leaves the old login or the
+// new one, never no token, and no access token of the old login survives.
 func (a *Account) replaceTokens(ctx context.Context, key string, tok *oauth.Token) error {
-	if err := a.m.store.Delete(ctx, a.cfg.Name); err != nil {
-		return fmt.Errorf("forget the old tokens of %s: %w", a.cfg.Name, err)
-	}
-	if err := tokens.SaveLogin(ctx, a.m.store, a.cfg.Name, key, tok); err != nil {
+	if err := tokens.ReplaceLogin(ctx, a.m.store, a.cfg.Name, key, tok); err != nil {
 		return err
 	}
 	a.mu.Lock()
