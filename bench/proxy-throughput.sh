@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Bulk IMAP throughput of the mailoauth proxy (issue 6's first figure):
-# FETCH of a MB-sized mailbox from a real Dovecot directly over TLS, through
-# socat (plain → TLS relay) and through `mailoauth proxy`, best of three.
+# Bulk IMAP throughput of the mailoauth proxy alone (the first of issue 6's
+# figures; bench/proxy-figures.sh runs them all): FETCH of a MB-sized
+# mailbox from a real Dovecot directly over TLS, through socat (plain → TLS
+# relay), through `mailoauth proxy` and, given a checkout of
+# simonrob/email-oauth2-proxy, through it; targets interleaved, 5 rounds.
 #
-#   bench/proxy-throughput.sh [MB]      # default 100
+#   bench/proxy-throughput.sh [MB] [PATH-TO-email-oauth2-proxy-CHECKOUT]
 #
-# Needs Dovecot (.ci/setup.d/40-dovecot.sh) and socat
-# (.ci/setup.d/50-proxy-clients.sh). Not run by CI.
-#
-# Not yet covered (skeleton): email-oauth2-proxy as a fourth target (take
-# the path of a checkout as an argument, run it with python3 --no-gui;
-# never commit its code), the 10,000-idle-connections memory figure, login
-# cost and per-command latency.
+# Needs Dovecot (.ci/setup.d/40-dovecot.sh), socat and Debian's python3 with
+# python3-cryptography (.ci/setup.d/50-proxy-clients.sh). Not run by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${2:-}" ]; then
+	export MAILOAUTH_BENCH_EMAILPROXY="$(cd "$2" && pwd)"
+fi
 MAILOAUTH_INTEGRATION=1 MAILOAUTH_BENCH=1 MAILOAUTH_BENCH_MB="${1:-100}" \
 	go test -count=1 -run '^TestBenchProxyThroughput$' -v ./internal/proxy/ | grep -v '^=== RUN\|^--- PASS\|^PASS\|^ok'

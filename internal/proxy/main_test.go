@@ -21,6 +21,12 @@ func osMkdirTemp() (string, error) {
 // TestMain checks for leaked goroutines (every session, relay and upstream
 // login must end) and removes the shared password file's directory.
 func TestMain(m *testing.M) {
+	switch os.Getenv("MAILOAUTH_BENCH_CHILD") {
+	case "1":
+		os.Exit(runBenchChild()) // the benchmarks' proxy process (bench_child_test.go)
+	case "upstream":
+		os.Exit(runBenchUpstream())
+	}
 	code := m.Run()
 	for _, d := range testTempDirs {
 		os.RemoveAll(d)

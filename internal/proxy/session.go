@@ -307,14 +307,23 @@ func (ss *session) relay(acct *Account, u *upConn) {
 	wg.Wait()
 }
 
-// relayBufSize is the copy buffer per direction when TLS is on either
-// side: one TLS record's worth of plaintext. io.Copy would use 32 KiB per
-// direction (net's generic ReadFrom/WriteTo), which idle connections hold
-// for their whole life.
-const relayBufSize = 16 << 10
+// Relay buffers when TLS is on either side. A session waits in Read most
+// of its life, and whatever buffer it waits with stays allocated, so it
+// waits with a small one (relaySmall, enough for the short lines of an
+// interactive or IDLE session) and borrows a full-size one (relayBufSize,
+// one TLS record's plaintext) from a pool only while a transfer fills its
+// reads, giving it back after the first short read. A fixed 16 KiB buffer
+// per direction (or io.Copy's 32 KiB) would cost 32-64 KiB per idle
+// session.
+const (
+	relayBufSize = 16 << 10
+	relaySmall   = 2 << 10
+)
+
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
 
 // copyConn copies src to dst: with io.Copy (splice(2) on Linux, no user
-// buffer) when both are plain TCP, else through a relayBufSize buffer.
+// buffer) when both are plain TCP, else with copyBuffered.
 func copyConn(dst, src net.Conn) {
 	_, tcpDst := dst.(*net.TCPConn)
 	_, tcpSrc := src.(*net.TCPConn)
@@ -322,8 +331,43 @@ func copyConn(dst, src net.Conn) {
 		io.Copy(dst, src)
 		return
 	}
-	// The wrappers hide ReadFrom/WriteTo so io.CopyBuffer uses our buffer.
-	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, relayBufSize))
+	copyBuffered(dst, src)
+}
+
+// copyBuffered copies src to dst until either fails, reading into a small
+// buffer while reads come back short and into a pooled full-size one while
+// they fill it (see relaySmall). Every read's bytes are written before the
+// next read, so nothing waits in a buffer for more input.
+func copyBuffered(dst io.Writer, src io.Reader) {
+	small := make([]byte, relaySmall)
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			relayBufs.Put(big)
+		}
+	}()
+	for {
+		buf := small
+		if big != nil {
+			buf = *big
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+		switch {
+		case big == nil && n == len(small):
+			big = relayBufs.Get().(*[]byte)
+		case big != nil && n < len(*big):
+			relayBufs.Put(big)
+			big = nil
+		}
+	}
 }
 
 func closeWrite(c net.Conn) {
