@@ -7,7 +7,7 @@
 //
 //	store, err := tokens.Open(ctx, "sqlite:"+path, nil) // key from the OS keyring or a key file
 //	…
-//	err = tokens.SaveLogin(ctx, store, "work", "imap", tok) // after `mailoauth login work`
+//	err = tokens.ReplaceLogin(ctx, store, "work", "imap", tok) // after `mailoauth login work`: the old login's tokens go, atomically
 //	…
 //	src, err := tokens.NewSource(tokens.Config{
 //		Store:     store,
