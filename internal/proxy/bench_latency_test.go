@@ -175,7 +175,7 @@ func TestBenchProxyLatency(t *testing.T) {
 		if base == 0 {
 			base = pct(rtt, 50)
 		}
-		fmt.Printf("  %-8s p50 %v  p99 %v  (+%v at p50)\n", x.name, pct(rtt, 50), pct(rtt, 99), pct(rtt, 50)-base)
+		fmt.Printf("  %-8s p50 %v  p99 %v  (added %v at p50)\n", x.name, pct(rtt, 50), pct(rtt, 99), pct(rtt, 50)-base)
 	}
 
 	// A client that stops reading: the proxy (its own process) must not
