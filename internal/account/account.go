@@ -535,6 +535,10 @@ type LoginUI struct {
 	Interaction oauth.Interaction
 	// Warn tells the user about a risky choice (the password grant).
 	Warn func(msg string)
+	// Password asks the user for their password, for the password grant
+	// of an account whose config names no password reference. Nil means
+	// nobody can be asked (no terminal).
+	Password func() (string, error)
 }
 
 // LoginResult is what a successful login stored, without any token.
@@ -601,7 +605,15 @@ func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
 				ui.Warn("the password grant (ROPC) fails for accounts with MFA or Conditional Access and hands mailoauth your password; prefer flow = \"device\" or \"authcode\"")
 			}
 			var pw string
-			if pw, err = a.cfg.Password.Resolve(ctx); err == nil {
+			switch {
+			case a.cfg.Password.IsSet():
+				pw, err = a.cfg.Password.Resolve(ctx)
+			case ui.Password != nil:
+				pw, err = ui.Password()
+			default:
+				err = fmt.Errorf("account %s uses the password flow but its config has no password: set password = \"cmd:…\" (or env:, file:, keyring:), or run mailoauth login on a terminal to be asked", a.cfg.Name)
+			}
+			if err == nil {
 				tok, err = c.Password(ctx, a.cfg.Email, pw, scopes)
 			}
 		default:

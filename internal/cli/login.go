@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/mailoauth/mailoauth/internal/account"
 	"github.com/mailoauth/mailoauth/internal/qr"
@@ -110,6 +111,25 @@ func runLogin(ctx context.Context, o *LoginOptions) error {
 	return nil
 }
 
+// askPassword reads the password grant's password from the terminal without
+// echo; with no terminal on stdin there is nobody to ask, so it returns nil
+// and the login fails with what to put in the config instead.
+func askPassword(g *Globals) func() (string, error) {
+	f, ok := g.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func() (string, error) {
+		fmt.Fprint(g.ErrOut, "Password: ")
+		pw, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(g.ErrOut)
+		if err != nil {
+			return "", fmt.Errorf("read the password: %w", err)
+		}
+		return string(pw), nil
+	}
+}
+
 // loginUI prints what the user must see: the device URL, code, QR code and
 // countdown, or the browser URL. stop ends the countdown.
 func loginUI(g *Globals, o *LoginOptions) (account.LoginUI, func()) {
@@ -131,7 +151,8 @@ func loginUI(g *Globals, o *LoginOptions) (account.LoginUI, func()) {
 		}
 	}
 	ui := account.LoginUI{
-		Warn: func(msg string) { fmt.Fprintf(g.ErrOut, "Warning: %s\n", msg) },
+		Warn:     func(msg string) { fmt.Fprintf(g.ErrOut, "Warning: %s\n", msg) },
+		Password: askPassword(g),
 		Device: func(p oauth.DevicePrompt) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -100,6 +100,14 @@ flow = "password"
 email = "{ropc_user}"
 password = "env:EMU_ROPC_PASSWORD"
 
+[accounts.ropc-ask]
+client_id = "{public}"
+tenant = "{tenant}"
+authority = "{url}"
+ca_file = "ca.pem"
+flow = "password"
+email = "{ropc_user}"
+
 [accounts.multi]
 client_id = "{public}"
 authority = "{url}"
@@ -560,6 +568,13 @@ func TestLoginPassword(t *testing.T) {
 	}
 	if strings.Contains(r.err, "wrong-password") {
 		t.Error("stderr shows the password")
+	}
+
+	// No password in the config and no terminal to ask on: a clear
+	// failure before any request, saying what to configure.
+	r = e.exec(nil, nil, "login", "ropc-ask")
+	if r.code == 0 || !strings.Contains(r.err, "has no password: set password =") {
+		t.Errorf("no password, no terminal: exit %d\n%s", r.code, r.err)
 	}
 }
 

@@ -176,8 +176,8 @@ func TestStatusLogout(t *testing.T) {
 	if app := st["app"]; app.LoggedIn || app.Health != account.HealthLoggedOut || app.NextAction != "run: mailoauth login app" {
 		t.Errorf("app never logged in: %+v", app)
 	}
-	if len(st) != 7 {
-		t.Errorf("status lists %d accounts, want 7", len(st))
+	if len(st) != 8 {
+		t.Errorf("status lists %d accounts, want 8 (every account of the config)", len(st))
 	}
 	human := e.exec(nil, nil, "status")
 	if human.code != 0 || !strings.Contains(human.out, "dev ") || !strings.Contains(human.out, "exchange expires in") {
