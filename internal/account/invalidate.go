@@ -23,13 +23,14 @@ import (
 // the store. "" drops whatever is cached. The refresh token is kept, so
 // the next Token is an ordinary refresh, not a new login.
 //
-// tokens.Store has no per-record delete, so the access record is
-// overwritten, under the account's refresh lease, with one that expired
-// (without the token); the refresh engine then treats it as due and never
-// hands it out. When another holder has the lease a refresh is already
-// under way and will store a new token, so Invalidate only forgets this
-// process's copy. Other processes sharing the store (a `mailoauth serve`)
-// keep their in-memory copy until their own refresh.
+// The access record is deleted (a tombstone Put, tokens.Store promise 11)
+// under the account's refresh lease, so the check that it still holds the
+// refused token and the delete are one step no refresh can slip between;
+// the refresh engine then finds no cached token and refreshes. When another
+// holder has the lease a refresh is already under way and will store a new
+// token, so Invalidate only forgets this process's copy. Other processes
+// sharing the store (a `mailoauth serve`) see the record gone at their next
+// hand-out (the daemon compares what it hands out with the store).
 func (a *Account) Invalidate(ctx context.Context, resource, refused string) error {
 	key, err := a.cacheKey(resource)
 	if err != nil {
@@ -66,11 +67,7 @@ func (a *Account) Invalidate(ctx context.Context, resource, refused string) erro
 	if refused != "" && tok.AccessToken != refused {
 		return nil
 	}
-	stale := *tok
-	stale.AccessToken = ""
-	stale.RefreshAt = time.Time{}
-	stale.Expiry = time.Now().Add(-time.Hour)
-	if err := st.Put(ctx, lease, tokens.TokenRecord(name, kind, &stale)); err != nil {
+	if err := st.Put(ctx, lease, tokens.Record{Account: name, Kind: kind}); err != nil {
 		return fmt.Errorf("invalidate the %s token of %s: %w", key, name, err)
 	}
 	a.mu.Lock()
