@@ -45,7 +45,7 @@ type Accounts interface {
 // The engines in this process hold the last access token in memory, but
 // other processes change the store: a logout deletes the account's
 // records, a login replaces them, and a proxy whose mail server refused a
-// token blanks it (account.Invalidate). So every token handed out is first
+// token deletes it (account.Invalidate). So every token handed out is first
 // looked for in the store (one read); when it is not there, the manager is
 // replaced by a fresh one on the same store, dropping every cached token,
 // and the store decides: "login needed" after a logout, else its token or
@@ -116,7 +116,7 @@ func (ma *managerAccounts) Token(ctx context.Context, name, resource string) (*o
 		// The engine hands out its in-memory copy; make sure the store
 		// still holds it. When it does not, another process changed the
 		// account: a logout (no records), a new login, or a mail server
-		// refusing the token (account.Invalidate blanks the record). Then
+		// refusing the token (account.Invalidate deletes the record). Then
 		// the cached engines are dropped and the store decides.
 		switch stored, serr := ma.stored(ctx, name, tok); {
 		case serr != nil:
