@@ -3,12 +3,12 @@ package tokens
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mailoauth/mailoauth/internal/paths"
 )
 
 // Kind names what a record holds for an account. The same account has one
@@ -131,19 +131,8 @@ type Store interface {
 // DefaultDir is the directory of the default store: $MAILOAUTH_STATE_DIR,
 // else $XDG_STATE_HOME/mailoauth, else ~/.local/state/mailoauth. State, not
 // config or cache: tokens must survive a cache purge and are not hand-edited.
-func DefaultDir() (string, error) {
-	if d := os.Getenv("MAILOAUTH_STATE_DIR"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "mailoauth"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find the state directory: %w", err)
-	}
-	return filepath.Join(home, ".local", "state", "mailoauth"), nil
-}
+// It is paths.StateDir, so the library and the CLI agree on one folder.
+func DefaultDir() (string, error) { return paths.StateDir() }
 
 // DefaultURL is the store used when the configuration names none: the SQLite
 // file tokens.db in DefaultDir.
