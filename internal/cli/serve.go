@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,7 +14,6 @@ import (
 	"github.com/mailoauth/mailoauth/internal/account"
 	"github.com/mailoauth/mailoauth/internal/config"
 	"github.com/mailoauth/mailoauth/internal/daemon"
-	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/tokens"
 )
 
@@ -154,24 +151,5 @@ func runTokenViaDaemon(ctx context.Context, o *TokenOptions) (done bool, err err
 	if ac.Email != "" {
 		user = ac.Email
 	}
-	out := tokenJSON{Account: o.Account, Resource: o.Resource, TokenType: tok.TokenType, Expiry: tok.Expiry, Scopes: tok.Scope}
-	line := tok.AccessToken
-	if o.SASL != "" {
-		if user == "" {
-			return true, fmt.Errorf("account %s has no email: set email in its config table (the SASL user name)", o.Account)
-		}
-		if o.SASL == "xoauth2" {
-			line = sasl.XOAUTH2InitialResponse(user, tok.AccessToken)
-		} else {
-			line = sasl.OAuthBearerInitialResponse(sasl.Options{User: user, Token: tok.AccessToken})
-		}
-		out.SASL, out.User = line, user
-	} else {
-		out.AccessToken = tok.AccessToken
-	}
-	if g.JSON {
-		return true, writeJSON(g.Out, out)
-	}
-	_, err = io.WriteString(g.Out, line+"\n")
-	return true, err
+	return true, printToken(g, o, tok, user)
 }

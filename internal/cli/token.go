@@ -95,12 +95,18 @@ func runToken(ctx context.Context, o *TokenOptions) error {
 	if err != nil {
 		return reportError(g, err)
 	}
-	out := tokenJSON{Account: a.Name(), Resource: o.Resource, TokenType: tok.TokenType, Expiry: tok.Expiry, Scopes: tok.Scope}
+	return printToken(g, o, tok, a.Email())
+}
+
+// printToken writes what `mailoauth token` prints, whether the token came
+// from the daemon or the store: the access token, or with --sasl the SASL
+// initial response for user, as a line or with --json as an object.
+func printToken(g *Globals, o *TokenOptions, tok *oauth.Token, user string) error {
+	out := tokenJSON{Account: o.Account, Resource: o.Resource, TokenType: tok.TokenType, Expiry: tok.Expiry, Scopes: tok.Scope}
 	line := tok.AccessToken
 	if o.SASL != "" {
-		user := a.Email()
 		if user == "" {
-			return fmt.Errorf("account %s has no email: set email in its config table (the SASL user name)", a.Name())
+			return fmt.Errorf("account %s has no email: set email in its config table (the SASL user name)", o.Account)
 		}
 		if o.SASL == "xoauth2" {
 			line = sasl.XOAUTH2InitialResponse(user, tok.AccessToken)
@@ -114,7 +120,7 @@ func runToken(ctx context.Context, o *TokenOptions) error {
 	if g.JSON {
 		return writeJSON(g.Out, out)
 	}
-	_, err = io.WriteString(g.Out, line+"\n")
+	_, err := io.WriteString(g.Out, line+"\n")
 	return err
 }
 
