@@ -169,6 +169,34 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 	}
 }
 
+func TestLoopbackAddr(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"127.0.0.1:8443", "127.0.0.1:8443"},
+		{"localhost:0", "127.0.0.1:0"},
+		{"LocalHost:99", "127.0.0.1:99"},
+		{"127.0.0.2:1", "127.0.0.2:1"},
+		{"0.0.0.0:0", ""},
+		{":0", ""},
+		{"[::1]:0", ""},
+		{"8443", ""},
+		{"example.com:0", ""},
+	}
+	for _, tc := range cases {
+		got, err := LoopbackAddr(tc.in)
+		if (err != nil) != (tc.want == "") || got != tc.want {
+			t.Errorf("LoopbackAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	srv, err := Start(ServerOptions{Listen: "localhost:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !strings.HasPrefix(srv.URL, "https://127.0.0.1:") {
+		t.Errorf("localhost listener at %s, want 127.0.0.1", srv.URL)
+	}
+}
+
 func TestStartPlainHTTP(t *testing.T) {
 	srv, err := Start(ServerOptions{PlainHTTP: true})
 	if err != nil {

@@ -8,7 +8,8 @@
 // (shared/reference/microsoft-identity.md) and imports none of the client
 // packages, so a client bug and an emulator bug cannot cancel out.
 //
-//	srv, err := emulator.Start(emulator.Options{})
+//	srv, err := emulator.Start(emulator.ServerOptions{}) // 127.0.0.1:0, HTTPS
+//	if err != nil { ... }
 //	defer srv.Close()
 //	client := srv.HTTPClient() // trusts the emulator's CA
 //	tokenURL := srv.URL + "/" + srv.Demo().TenantID + "/oauth2/v2.0/token"

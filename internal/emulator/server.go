@@ -67,7 +67,8 @@ func Start(opts ServerOptions) (*Server, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	if err := checkLoopback(addr); err != nil {
+	addr, err = LoopbackAddr(addr)
+	if err != nil {
 		return nil, err
 	}
 	s := &Server{Emulator: e, done: make(chan struct{})}
@@ -98,22 +99,24 @@ func Start(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// checkLoopback refuses any listen address but 127.0.0.1 / localhost: the
-// emulator hands out tokens for anyone who asks and must not be reachable
-// from the network.
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+// LoopbackAddr checks a listen address and returns it with "localhost"
+// spelled 127.0.0.1, so the listener never lands on ::1 or another address
+// the resolver maps localhost to. Anything but an IPv4 loopback address is
+// refused: the emulator hands out tokens for anyone who asks and must not be
+// reachable from the network. The Exchange servers use it too.
+func LoopbackAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("listen address %q: %w", addr, err)
+		return "", fmt.Errorf("listen address %q: %w (use 127.0.0.1:PORT)", addr, err)
 	}
-	if host == "localhost" {
-		return nil
+	if strings.EqualFold(host, "localhost") {
+		return net.JoinHostPort("127.0.0.1", port), nil
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		return fmt.Errorf("listen address %q: the emulator listens on 127.0.0.1 only", addr)
+		return "", fmt.Errorf("listen address %q: the emulator listens on 127.0.0.1 only", addr)
 	}
-	return nil
+	return addr, nil
 }
 
 // makeCerts generates the CA and the server certificate. The server

@@ -151,7 +151,8 @@ func StartWith(e *emulator.Emulator, tlsConfig *tls.Config, opts Options) (*Serv
 		if addr == "" {
 			addr = "127.0.0.1:0"
 		}
-		if err := checkLoopback(addr); err != nil {
+		addr, err := emulator.LoopbackAddr(addr)
+		if err != nil {
 			return nil, err
 		}
 		ln, err := net.Listen("tcp", addr)
@@ -302,21 +303,6 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		s.wg.Wait()
 	})
-	return nil
-}
-
-// checkLoopback accepts only 127.0.0.1 / localhost listen addresses.
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("listen address %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		return fmt.Errorf("listen address %q: the emulator listens on 127.0.0.1 only", addr)
-	}
 	return nil
 }
 
