@@ -170,11 +170,16 @@ func RunProxy(ctx context.Context, o *ProxyOptions) error {
 	stopFresh()
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
+	// All listeners at once: each gets the whole --shutdown-timeout.
+	var sw sync.WaitGroup
 	for _, l := range lns {
-		if err := l.srv.Shutdown(sctx); err != nil {
-			g.Logger.Warn("sessions cut at shutdown", "proxy", l.proto, "after", o.ShutdownTimeout)
-		}
+		sw.Go(func() {
+			if err := l.srv.Shutdown(sctx); err != nil {
+				g.Logger.Warn("sessions cut at shutdown", "proxy", l.proto, "after", o.ShutdownTimeout, "err", err)
+			}
+		})
 	}
+	sw.Wait()
 	wg.Wait()
 	return runErr
 }

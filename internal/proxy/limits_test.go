@@ -103,10 +103,26 @@ func TestShutdownBounded(t *testing.T) {
 	busy.run("< "+imapGreeting, "> a LOGIN "+testEmail+" "+quoteIMAP(testPass), "< a OK [CAPABILITY IMAP4rev1 IDLE MOVE] Logged in")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("Shutdown = %v, want context.Canceled", err)
+	err := e.srv.Shutdown(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "1 logged-in sessions cut") {
+		t.Errorf("Shutdown = %v, want context.Canceled and 1 session cut", err)
 	}
 	busy.run("<EOF")
+}
+
+// TestShutdownNothingToCut: a deadline already spent is no failure when no
+// logged-in session was left (a proxy with several listeners shares one
+// deadline; the quiet ones must not report sessions cut).
+func TestShutdownNothingToCut(t *testing.T) {
+	e := newEnv(t, "imap", nil)
+	idle := e.dial()
+	idle.run("< " + imapGreeting)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v, want nil (only a session before login, closed at once)", err)
+	}
+	idle.run("<EOF")
 }
 
 func TestUpstreamEndClosesClient(t *testing.T) {

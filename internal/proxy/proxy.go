@@ -330,7 +330,8 @@ func (s *Server) forget(ss *session) {
 }
 
 // Shutdown stops accepting, lets sessions finish until ctx ends, then closes
-// the rest. It returns ctx's error when it had to close sessions.
+// the rest. It returns an error matching ctx's when it had to cut logged-in
+// sessions (saying how many), nil when none was left to cut.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
 	// Sessions still before login hold no state worth waiting for.
@@ -345,9 +346,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-waited:
 		return nil
 	case <-ctx.Done():
-		s.closeAll()
+		cut := s.closeAll()
 		<-waited
-		return ctx.Err()
+		if cut == 0 {
+			return nil
+		}
+		return fmt.Errorf("proxy: %d logged-in sessions cut: %w", cut, ctx.Err())
 	}
 }
 
@@ -369,12 +373,17 @@ func (s *Server) stopAccepting() {
 	s.mu.Unlock()
 }
 
-func (s *Server) closeAll() {
+// closeAll closes every session and returns how many were logged in.
+func (s *Server) closeAll() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cut := 0
 	for ss := range s.conns {
-		ss.closeNow()
+		if ss.closeNow() {
+			cut++
+		}
 	}
+	return cut
 }
 
 // acquireAccount counts a logged-in session of acct against

@@ -126,14 +126,18 @@ func (ss *session) closeIfIdle() {
 	}
 }
 
-func (ss *session) closeNow() {
+// closeNow closes the session and says whether it was logged in (and not
+// already closing).
+func (ss *session) closeNow() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	was := ss.relaying && !ss.closing
 	ss.closing = true
 	ss.conn.Close()
 	if ss.up != nil {
 		ss.up.Close()
 	}
+	return was
 }
 
 // loginError is why a local login failed, in words the protocol handlers
