@@ -101,18 +101,26 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 		return opts.Key, nil
 	}
 	if opts.Passphrase != nil {
+		salt, err := b.meta(ctx, metaSalt, nil)
+		if errors.Is(err, ErrNotFound) {
+			// A store made with another key source has no salt; writing one
+			// now would make it look like a passphrase store ever after.
+			if _, kerr := b.meta(ctx, metaKeyCheck, nil); kerr == nil {
+				return nil, fmt.Errorf("%w: it was created with a key from the OS keyring or a key file, not a passphrase; drop the passphrase, or log in again into a new store", ErrWrongKey)
+			}
+			fresh := make([]byte, 16)
+			rand.Read(fresh)
+			salt, err = b.meta(ctx, metaSalt, fresh) // first writer wins
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the passphrase salt: %w", err)
+		}
 		pass, err := opts.Passphrase()
 		if err != nil {
 			return nil, fmt.Errorf("read the store passphrase: %w", err)
 		}
 		if len(pass) == 0 {
 			return nil, errors.New("store passphrase is empty")
-		}
-		salt := make([]byte, 16)
-		rand.Read(salt)
-		salt, err = b.meta(ctx, metaSalt, salt)
-		if err != nil {
-			return nil, fmt.Errorf("read the passphrase salt: %w", err)
 		}
 		return argon2.IDKey(pass, salt, argonTime, argonMemory, argonThreads, KeySize), nil
 	}
@@ -144,6 +152,9 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 	}
 	// No key anywhere. A store that already holds data needs its old key.
 	if _, err := b.meta(ctx, metaKeyCheck, nil); err == nil {
+		if _, serr := b.meta(ctx, metaSalt, nil); serr == nil {
+			return nil, fmt.Errorf("store %s is encrypted with a key derived from a passphrase; give that passphrase", id)
+		}
 		where := "the OS keyring"
 		if keyFile != "" {
 			where += " or " + keyFile

@@ -131,6 +131,71 @@ func TestPassphrase(t *testing.T) {
 	}
 }
 
+// TestPassphraseKeySources: a store opened with the wrong key source says
+// which one it needs, and opening a keyring or key-file store with a
+// passphrase neither asks for it nor turns the store into a passphrase one.
+func TestPassphraseKeySources(t *testing.T) {
+	keyring.MockInitWithError(errors.New("no D-Bus session"))
+	t.Cleanup(keyring.MockInit)
+	dir := t.TempDir()
+	quiet := slog.New(slog.DiscardHandler)
+	asked := 0
+	pass := func(p string) *Options {
+		return &Options{Logger: quiet, Passphrase: func() ([]byte, error) { asked++; return []byte(p), nil }}
+	}
+	open := func(name string, o *Options) error {
+		s, err := Open(t.Context(), "sqlite:"+filepath.Join(dir, name), o)
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	if err := open("pass.db", pass("correct horse")); err != nil {
+		t.Fatal(err)
+	}
+	if err := open("file.db", &Options{Logger: quiet}); err != nil { // key file
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, store string
+		opts        *Options
+		wantWrong   bool // errors.Is ErrWrongKey
+		want        string
+		wantAsked   int
+	}{
+		{"wrong passphrase", "pass.db", pass("wrong horse"), true, "wrong passphrase", 1},
+		{"passphrase store without one", "pass.db", &Options{Logger: quiet}, false, "derived from a passphrase; give that passphrase", 0},
+		{"passphrase store with a key", "pass.db", &Options{Logger: quiet, Key: testKey}, true, "created with a passphrase", 0},
+		{"key-file store with a passphrase", "file.db", pass("correct horse"), true, "not a passphrase", 0},
+		{"key-file store with another key", "file.db", &Options{Logger: quiet, Key: testKey}, true, "store key does not match this store", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked = 0
+			err := open(tt.store, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, ErrWrongKey) != tt.wantWrong {
+				t.Fatalf("got %v, want an error containing %q (ErrWrongKey: %v)", err, tt.want, tt.wantWrong)
+			}
+			if strings.Contains(err.Error(), "horse") {
+				t.Errorf("the passphrase is in the error: %v", err)
+			}
+			if asked != tt.wantAsked {
+				t.Errorf("passphrase asked %d times, want %d", asked, tt.wantAsked)
+			}
+		})
+	}
+	// The passphrase tried on the key-file store left it as it was.
+	if err := open("file.db", &Options{Logger: quiet}); err != nil {
+		t.Errorf("key-file store after a passphrase attempt: %v", err)
+	}
+	if err := open("pass.db", pass("correct horse")); err != nil {
+		t.Errorf("passphrase store with its passphrase: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pass.db.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a key file was made for a passphrase store: %v", err)
+	}
+}
+
 func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"sqlite:/var/lib/x.db", "sqlite:/var/lib/x.db"},

@@ -131,9 +131,22 @@ func newStore(ctx context.Context, b backend, id, keyFile string, opts *Options,
 		return nil, fmt.Errorf("read the key check: %w", err)
 	}
 	if _, err := sl.open(metaAccount, metaKeyCheck, check); err != nil {
-		return nil, ErrWrongKey
+		return nil, wrongKeyError(ctx, b, opts)
 	}
 	return &store{b: b, s: sl, id: id}, nil
+}
+
+// wrongKeyError says which key source failed, so the user knows what to
+// fix: the passphrase, or a key that is not the store's own.
+func wrongKeyError(ctx context.Context, b backend, opts *Options) error {
+	_, saltErr := b.meta(ctx, metaSalt, nil)
+	switch {
+	case saltErr != nil:
+		return ErrWrongKey
+	case opts.Passphrase != nil && opts.Key == nil:
+		return fmt.Errorf("%w: wrong passphrase", ErrWrongKey)
+	}
+	return fmt.Errorf("%w: it was created with a passphrase; give that passphrase", ErrWrongKey)
 }
 
 // store is the one Store implementation: encryption over a backend.
