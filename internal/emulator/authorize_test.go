@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"html"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -237,15 +238,21 @@ func TestAuthorizeResponseModes(t *testing.T) {
 	w := newPagesEnv(t)
 	t.Run("form_post", func(t *testing.T) {
 		b := newBrowser(w)
-		p := b.signIn(b.get(authorizeURL("contoso.com", "response_mode", "form_post", "redirect_uri", redirCB)), "alice@contoso.com", "alice-pw")
+		// The state is echoed into the auto-posting form: it must be
+		// escaped there, not break out of the attribute.
+		state := `st"><script>x('&')</script>`
+		p := b.signIn(b.get(authorizeURL("contoso.com", "response_mode", "form_post", "redirect_uri", redirCB, "state", state)), "alice@contoso.com", "alice-pw")
 		if p.status != http.StatusOK || !strings.Contains(p.body, `action="http://127.0.0.1/cb"`) {
 			t.Fatalf("form_post page: %d %s", p.status, p.body)
+		}
+		if strings.Contains(p.body, "<script>x(") {
+			t.Errorf("state not escaped in the form_post page: %s", p.body)
 		}
 		v := url.Values{}
 		for _, h := range hiddenInputs(p.body) {
 			v.Set(h[0], h[1])
 		}
-		if v.Get("code") == "" || v.Get("state") != "st-123" {
+		if v.Get("code") == "" || v.Get("state") != state {
 			t.Errorf("form_post fields %v", v)
 		}
 	})
@@ -304,9 +311,7 @@ func hiddenInputs(body string) [][2]string {
 	return out
 }
 
-func unescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", `"`, "&#39;", "'").Replace(s)
-}
+func unescape(s string) string { return html.UnescapeString(s) }
 
 func TestAuthorizeSignInOutcomes(t *testing.T) {
 	w := newPagesEnv(t)

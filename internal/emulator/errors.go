@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +25,8 @@ type Error struct {
 	RetryAfter  int    // seconds, for 429
 }
 
+// Error renders the error as "oauth_error: AADSTSnnnn: text", for logs and
+// Go callers (the wire format is the JSON envelope of WriteError).
 func (e *Error) Error() string {
 	if e.Code == 0 {
 		return e.OAuth + ": " + e.Description
@@ -240,11 +243,11 @@ func (e *Emulator) WriteRedirect(w http.ResponseWriter, r *http.Request, redirec
 		w.Header().Set("Cache-Control", "no-store, no-cache")
 		var sb strings.Builder
 		sb.WriteString(`<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" action="`)
-		sb.WriteString(htmlEscape(u.String()))
+		sb.WriteString(html.EscapeString(u.String()))
 		sb.WriteString(`">`)
 		for k, vals := range params {
 			for _, val := range vals {
-				sb.WriteString(`<input type="hidden" name="` + htmlEscape(k) + `" value="` + htmlEscape(val) + `" />`)
+				sb.WriteString(`<input type="hidden" name="` + html.EscapeString(k) + `" value="` + html.EscapeString(val) + `" />`)
 			}
 		}
 		sb.WriteString(`<noscript><p>Script is disabled. Click Submit to continue.</p><input type="submit" value="Submit" /></noscript></form><script language="javascript">document.forms[0].submit();</script></body></html>`)
@@ -261,11 +264,6 @@ func (e *Emulator) WriteRedirect(w http.ResponseWriter, r *http.Request, redirec
 		u.RawQuery = q.Encode()
 		http.Redirect(w, r, u.String(), http.StatusFound)
 	}
-}
-
-func htmlEscape(s string) string {
-	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;")
-	return r.Replace(s)
 }
 
 // formatMSTime formats t the way AADSTS texts print dates.
