@@ -157,7 +157,7 @@ func (ss *session) imapBad(tag, text string) bool {
 // imapLogin logs in locally and upstream; true means the session is over
 // (relayed to its end, or the client gone).
 func (ss *session) imapLogin(tag, user, pass string) bool {
-	if ss.s.cfg.TLS == TLSStartTLS && !ss.tls {
+	if ss.needsTLS() {
 		return ss.write(tag+" NO [PRIVACYREQUIRED] Run STARTTLS first\r\n") != nil
 	}
 	acct, err := ss.checkPassword(user, pass)

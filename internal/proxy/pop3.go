@@ -52,7 +52,7 @@ func (ss *session) pop3() {
 				}
 				continue
 			}
-			if ss.s.cfg.TLS == TLSStartTLS && !ss.tls {
+			if ss.needsTLS() {
 				if !ss.pop3Err("[AUTH] Run STLS first") {
 					return
 				}
@@ -135,7 +135,7 @@ func (ss *session) pop3Err(text string) bool {
 }
 
 func (ss *session) pop3Login(user, pass string) bool {
-	if ss.s.cfg.TLS == TLSStartTLS && !ss.tls {
+	if ss.needsTLS() {
 		return ss.write("-ERR [AUTH] Run STLS first\r\n") != nil
 	}
 	acct, err := ss.checkPassword(user, pass)

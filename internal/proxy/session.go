@@ -140,6 +140,18 @@ func (ss *session) closeNow() bool {
 	return was
 }
 
+// needsTLS says whether a login must wait for STARTTLS (tls = "starttls"
+// and the client has not upgraded yet), and logs the refusal: the client
+// only hears a protocol error, which mail programs often show as a wrong
+// password, so the log has to say what is really missing.
+func (ss *session) needsTLS() bool {
+	if ss.s.cfg.TLS != TLSStartTLS || ss.tls {
+		return false
+	}
+	ss.s.log.Warn("login refused: the client did not run STARTTLS first (set its connection security to STARTTLS)", "remote", ss.remote)
+	return true
+}
+
 // loginError is why a local login failed, in words the protocol handlers
 // turn into their own failure lines.
 type loginError int

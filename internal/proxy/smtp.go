@@ -60,7 +60,7 @@ func (ss *session) smtp() {
 				return
 			}
 		case "AUTH":
-			if ss.s.cfg.TLS == TLSStartTLS && !ss.tls {
+			if ss.needsTLS() {
 				if !ss.smtpErr("530 5.7.0 Must issue a STARTTLS command first") {
 					return
 				}

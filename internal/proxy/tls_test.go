@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mailoauth/mailoauth/mailclient"
@@ -73,6 +74,9 @@ func TestLocalSTARTTLS(t *testing.T) {
 			"< a1 NO [PRIVACYREQUIRED] Run STARTTLS first",
 			"> a2 STARTTLS",
 			"< a2 OK Begin TLS negotiation now")
+		if !strings.Contains(e.logs.String(), "did not run STARTTLS first") {
+			t.Errorf("no log line says why the login before STARTTLS was refused:\n%s", e.logs.String())
+		}
 		c.startTLS(pool)
 		c.run("> a3 CAPABILITY",
 			"< * CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN",
@@ -99,6 +103,9 @@ func TestLocalSTARTTLS(t *testing.T) {
 			"> USER "+testEmail, "< -ERR [AUTH] Run STLS first",
 			"> AUTH PLAIN "+plainIR(testEmail, testPass), "< -ERR [AUTH] Run STLS first",
 			"> STLS", "< +OK Begin TLS negotiation")
+		if !strings.Contains(e.logs.String(), "did not run STARTTLS first") {
+			t.Errorf("no log line says why the login before STARTTLS was refused:\n%s", e.logs.String())
+		}
 		c.startTLS(pool)
 		c.run("> CAPA", "< +OK Capability list follows", "< USER", "< SASL PLAIN", "< .",
 			"> USER "+testEmail, "< +OK", "> PASS "+testPass, "< +OK Logged in",
@@ -111,6 +118,9 @@ func TestLocalSTARTTLS(t *testing.T) {
 			"> EHLO c", "< 250-proxy.test", "< 250 STARTTLS",
 			"> AUTH PLAIN "+plainIR(testEmail, testPass), "< 530 5.7.0 Must issue a STARTTLS command first",
 			"> STARTTLS", "< 220 2.0.0 Ready to start TLS")
+		if !strings.Contains(e.logs.String(), "did not run STARTTLS first") {
+			t.Errorf("no log line says why the login before STARTTLS was refused:\n%s", e.logs.String())
+		}
 		c.startTLS(pool)
 		c.run("> EHLO c", "< 250-proxy.test", "< 250 AUTH PLAIN LOGIN",
 			"> AUTH PLAIN "+plainIR(testEmail, testPass), "< 235 2.7.0 Authentication successful",
