@@ -21,6 +21,8 @@ type configCache struct {
 // ExitConfig.
 type ConfigError struct{ Err error }
 
+// Error lists the problems, one "file:line: key: message" per line when
+// there are several, so editors can jump to each.
 func (e *ConfigError) Error() string {
 	var ce *config.Error
 	if errors.As(e.Err, &ce) && len(ce.Problems) > 1 {
@@ -31,6 +33,7 @@ func (e *ConfigError) Error() string {
 	return e.Err.Error()
 }
 
+// Unwrap gives errors.Is/As the config package's error.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ExitCode implements ExitCoder.

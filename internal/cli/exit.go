@@ -19,13 +19,18 @@ const (
 // FlagError is a usage mistake: wrong flag, missing argument.
 type FlagError struct{ Err error }
 
+// Error is cobra's or the command's message about the command line.
 func (e *FlagError) Error() string { return e.Err.Error() }
+
+// Unwrap gives errors.Is/As the underlying error.
 func (e *FlagError) Unwrap() error { return e.Err }
 
 // SilentError carries an exit code for a failure the command has already
 // explained on stderr.
 type SilentError struct{ Code int }
 
+// Error is never printed: Run skips SilentErrors, whose story is already
+// on stderr.
 func (e *SilentError) Error() string { return "exit status" }
 
 // ExitCoder is implemented by errors that know their exit code (for example

@@ -229,6 +229,8 @@ type Problem struct {
 	Msg  string
 }
 
+// String is "FILE:LINE: KEY: MESSAGE" (LINE and KEY left out when unknown),
+// the form editors and terminals link to.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -248,6 +250,7 @@ type Error struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one per line, in file order.
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
