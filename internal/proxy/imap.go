@@ -103,19 +103,12 @@ func (ss *session) imap() {
 					resp = ""
 				}
 			} else {
-				if ss.write("+ \r\n") != nil {
+				var ok bool
+				resp, ok, err = ss.saslResponse("+ \r\n", "* BYE Line too long\r\n", cmd.tag+" BAD Authentication cancelled\r\n")
+				if err != nil {
 					return
 				}
-				if resp, err = ss.readLine(); err != nil {
-					if errors.Is(err, errLineTooLong) {
-						ss.write("* BYE Line too long\r\n")
-					}
-					return
-				}
-				if resp == "*" {
-					if ss.write(cmd.tag+" BAD Authentication cancelled\r\n") != nil {
-						return
-					}
+				if !ok {
 					continue
 				}
 			}

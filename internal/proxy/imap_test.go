@@ -83,6 +83,14 @@ func TestIMAPPreLogin(t *testing.T) {
 			"< * BYE Line too long",
 			"<EOF",
 		}},
+		{"authenticate answer too long", []string{
+			"< " + imapGreeting,
+			"> a1 AUTHENTICATE PLAIN",
+			"< + ",
+			"> " + strings.Repeat("A", DefaultMaxLine),
+			"< * BYE Line too long",
+			"<EOF",
+		}},
 		{"literal bomb synchronizing", []string{
 			"< " + imapGreeting,
 			"> a1 LOGIN {4294967295}",

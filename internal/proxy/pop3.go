@@ -89,19 +89,12 @@ func (ss *session) pop3() {
 				continue
 			}
 			if !hasIR {
-				if ss.write("+ \r\n") != nil {
+				var ok bool
+				ir, ok, err = ss.saslResponse("+ \r\n", "-ERR Line too long\r\n", "-ERR Authentication cancelled\r\n")
+				if err != nil {
 					return
 				}
-				if ir, err = ss.readLine(); err != nil {
-					if errors.Is(err, errLineTooLong) {
-						ss.write("-ERR Line too long\r\n")
-					}
-					return
-				}
-				if ir == "*" {
-					if ss.write("-ERR Authentication cancelled\r\n") != nil {
-						return
-					}
+				if !ok {
 					continue
 				}
 			} else if ir == "=" {

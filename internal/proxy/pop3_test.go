@@ -82,6 +82,13 @@ func TestPOP3(t *testing.T) {
 			"< -ERR Line too long",
 			"<EOF",
 		}, false},
+		{"AUTH PLAIN answer too long", []string{
+			"> AUTH PLAIN",
+			"< + ",
+			"> " + strings.Repeat("A", DefaultMaxLine),
+			"< -ERR Line too long",
+			"<EOF",
+		}, false},
 		{"pipelined garbage", []string{
 			">raw " + strings.Repeat("GARBAGE\r\n", 10),
 			"< -ERR Log in first",

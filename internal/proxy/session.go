@@ -101,6 +101,28 @@ func (ss *session) readLine() (string, error) {
 	return readLine(ss.r, ss.s.cfg.MaxLine)
 }
 
+// saslResponse sends a SASL challenge line (cont, CRLF-terminated) and
+// reads the client's answer, handling the two answers every protocol
+// treats alike: an over-long line (tooLong is sent and err ends the
+// session) and "*", the client cancelling (RFC 4422 §3.4: cancelled is
+// sent, ok is false and the session goes on when err is nil).
+func (ss *session) saslResponse(cont, tooLong, cancelled string) (resp string, ok bool, err error) {
+	if err := ss.write(cont); err != nil {
+		return "", false, err
+	}
+	resp, err = ss.readLine()
+	if err != nil {
+		if errors.Is(err, errLineTooLong) {
+			ss.write(tooLong)
+		}
+		return "", false, err
+	}
+	if resp == "*" {
+		return "", false, ss.write(cancelled)
+	}
+	return resp, true, nil
+}
+
 // write sends lines (each already CRLF-terminated) to the client.
 func (ss *session) write(lines ...string) error {
 	ss.conn.SetWriteDeadline(time.Now().Add(time.Minute))

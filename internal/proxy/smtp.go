@@ -94,20 +94,7 @@ func (ss *session) smtpAuthExchange(arg string) (user, pass string, ok bool, err
 	mech, ir, hasIR := strings.Cut(arg, " ")
 	// ask sends a 334 challenge and reads the answer; "*" cancels.
 	ask := func(challenge string) (string, bool, error) {
-		if err := ss.write("334 " + challenge + "\r\n"); err != nil {
-			return "", false, err
-		}
-		l, err := ss.readLine()
-		if err != nil {
-			if errors.Is(err, errLineTooLong) {
-				ss.write("500 5.5.6 Line too long\r\n")
-			}
-			return "", false, err
-		}
-		if l == "*" {
-			return "", false, ss.write("501 5.0.0 Authentication cancelled\r\n")
-		}
-		return l, true, nil
+		return ss.saslResponse("334 "+challenge+"\r\n", "500 5.5.6 Line too long\r\n", "501 5.0.0 Authentication cancelled\r\n")
 	}
 	bad := func(text string) (string, string, bool, error) {
 		if !ss.smtpErr(text) {

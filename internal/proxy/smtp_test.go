@@ -97,6 +97,13 @@ func TestSMTP(t *testing.T) {
 			"< 500 5.5.6 Line too long",
 			"<EOF",
 		}, false},
+		{"AUTH LOGIN password too long", []string{
+			"> AUTH LOGIN " + b64s(testEmail),
+			"< 334 UGFzc3dvcmQ6",
+			"> " + strings.Repeat("A", DefaultMaxLine),
+			"< 500 5.5.6 Line too long",
+			"<EOF",
+		}, false},
 		{"too many errors", []string{
 			">raw " + strings.Repeat("DATA\r\n", 10),
 			"< 530 5.7.0 Authentication required",
