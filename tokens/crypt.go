@@ -153,7 +153,7 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 	// No key anywhere. A store that already holds data needs its old key.
 	if _, err := b.meta(ctx, metaKeyCheck, nil); err == nil {
 		if _, serr := b.meta(ctx, metaSalt, nil); serr == nil {
-			return nil, fmt.Errorf("store %s is encrypted with a key derived from a passphrase; give that passphrase", id)
+			return nil, fmt.Errorf("store %s: %w; give that passphrase", id, ErrPassphraseRequired)
 		}
 		where := "the OS keyring"
 		if keyFile != "" {

@@ -176,6 +176,9 @@ func TestPassphraseKeySources(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, ErrWrongKey) != tt.wantWrong {
 				t.Fatalf("got %v, want an error containing %q (ErrWrongKey: %v)", err, tt.want, tt.wantWrong)
 			}
+			if want := tt.name == "passphrase store without one"; errors.Is(err, ErrPassphraseRequired) != want {
+				t.Errorf("errors.Is(%v, ErrPassphraseRequired) = %v, want %v", err, !want, want)
+			}
 			if strings.Contains(err.Error(), "horse") {
 				t.Errorf("the passphrase is in the error: %v", err)
 			}

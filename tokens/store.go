@@ -68,6 +68,9 @@ var (
 	// ErrWrongKey: the store was encrypted with another key (wrong
 	// passphrase, other key file, keyring entry replaced).
 	ErrWrongKey = errors.New("store key does not match this store")
+	// ErrPassphraseRequired: the store's key is derived from a passphrase
+	// (Options.Passphrase) and none was given.
+	ErrPassphraseRequired = errors.New("store key is derived from a passphrase")
 	// ErrDecrypt: a record failed authentication: it was tampered with, torn,
 	// or copied from another account or kind.
 	ErrDecrypt = errors.New("record failed to decrypt")

@@ -87,7 +87,7 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 	m, err := account.Open(ctx, cfg, opts)
 	if err != nil {
 		d.Close()
-		return err
+		return storeKeyHint(cfg, err)
 	}
 	defer m.Close()
 

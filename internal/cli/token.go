@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailoauth/mailoauth/internal/account"
+	"github.com/mailoauth/mailoauth/internal/config"
 	"github.com/mailoauth/mailoauth/oauth"
 	"github.com/mailoauth/mailoauth/sasl"
 	"github.com/mailoauth/mailoauth/tokens"
@@ -136,7 +137,23 @@ func openAccounts(ctx context.Context, g *Globals) (*account.Manager, error) {
 		// command reports the same error itself, once is enough.
 		opts.Source.Logger = slog.New(slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
-	return account.Open(ctx, cfg, opts)
+	m, err := account.Open(ctx, cfg, opts)
+	if err != nil {
+		return nil, storeKeyHint(cfg, err)
+	}
+	return m, nil
+}
+
+// storeKeyHint adds to a store key error the config key that fixes it: the
+// tokens package knows key sources, not config files.
+func storeKeyHint(cfg *config.Config, err error) error {
+	switch {
+	case errors.Is(err, tokens.ErrPassphraseRequired):
+		return fmt.Errorf("%w (set store_passphrase in %s, e.g. store_passphrase = \"cmd:pass show mailoauth-store\")", err, cfg.File)
+	case errors.Is(err, tokens.ErrWrongKey) && cfg.StorePassphrase.IsSet():
+		return fmt.Errorf("%w (store_passphrase is %s)", err, cfg.StorePassphrase)
+	}
+	return err
 }
 
 // errorJSON is every field of a failure, for --json.
