@@ -262,9 +262,26 @@ func (u *upConn) pop3Login(ctx context.Context, token string) (string, error) {
 				return "", err
 			}
 		default:
-			up := strings.ToUpper(l)
-			return "", failure(c, l, strings.Contains(up, "[AUTH]") || c.Failure() != nil)
+			return "", failure(c, l, pop3TokenRefused(l))
 		}
 	}
 	return "", errors.New("server kept sending challenges")
+}
+
+// pop3TokenRefused says whether a -ERR answer to AUTH refuses the token:
+// Dovecot says -ERR [AUTH], Exchange Online a bare "-ERR Authentication
+// failure: unknown user name or bad password.". A response code for a
+// passing condition (RFC 3206 SYS/TEMP, RFC 2449 IN-USE and LOGIN-DELAY)
+// or a server fault (SYS/PERM) is not the token's fault.
+func pop3TokenRefused(line string) bool {
+	if !hasPrefixFold(line, "-ERR") {
+		return false
+	}
+	up := strings.ToUpper(line)
+	for _, code := range []string{"[SYS/TEMP]", "[SYS/PERM]", "[IN-USE]", "[LOGIN-DELAY]"} {
+		if strings.Contains(up, code) {
+			return false
+		}
+	}
+	return true
 }

@@ -155,3 +155,34 @@ func TestPOP3CapaRelaysUpstream(t *testing.T) {
 		"< .",
 	)
 }
+
+// TestTokenRefused: which final answers to the OAuth login count as the
+// server refusing the token (so the token layer drops it), in Dovecot's
+// and Exchange Online's words, and which are passing conditions.
+func TestTokenRefused(t *testing.T) {
+	imap := map[string]bool{
+		"NO [AUTHENTICATIONFAILED] Authentication failed.": true, // Dovecot
+		"NO AUTHENTICATE failed.":                          true, // Exchange Online
+		"NO [UNAVAILABLE] Try again later":                 false,
+		"NO [LIMIT] Too many sessions":                     false,
+		"BAD Unknown mechanism":                            false,
+	}
+	for line, want := range imap {
+		if got := imapTokenRefused(line); got != want {
+			t.Errorf("imapTokenRefused(%q) = %v, want %v", line, got, want)
+		}
+	}
+	pop3 := map[string]bool{
+		"-ERR [AUTH] Authentication failed.":                              true, // Dovecot
+		"-ERR Authentication failure: unknown user name or bad password.": true, // Exchange Online
+		"-ERR [SYS/TEMP] Try again later":                                 false,
+		"-ERR [IN-USE] Mailbox locked":                                    false,
+		"-ERR [LOGIN-DELAY] Wait":                                         false,
+		"+OK":                                                             false,
+	}
+	for line, want := range pop3 {
+		if got := pop3TokenRefused(line); got != want {
+			t.Errorf("pop3TokenRefused(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
