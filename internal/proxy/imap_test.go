@@ -283,3 +283,21 @@ func TestIMAPUpstreamDown(t *testing.T) {
 		t.Errorf("Rejected called for a connection failure: %v", rej)
 	}
 }
+
+// TestNoLocalPassword: an account on the listener whose local password was
+// never set fails like a wrong password for the client, and the log names
+// the command that fixes it.
+func TestNoLocalPassword(t *testing.T) {
+	e := newEnv(t, "imap", func(c *Config) {
+		c.Accounts = append(c.Accounts, Account{Name: "nopw", Email: "nopw@example.test", Upstream: c.Accounts[0].Upstream})
+	})
+	e.dial().run("< "+imapGreeting,
+		"> a LOGIN nopw@example.test whatever",
+		"< a NO [AUTHENTICATIONFAILED] Authentication failed")
+	if log := e.logs.String(); !strings.Contains(log, "run mailoauth proxy passwd nopw") {
+		t.Errorf("log does not name the fix:\n%s", log)
+	}
+	if _, n, _ := e.counts(); n != 0 {
+		t.Errorf("%d token requests, want 0", n)
+	}
+}

@@ -161,8 +161,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 func TestPasswordFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state", PasswordFileName)
 	f := OpenPasswordFile(path)
-	if err := f.Verify("work", "anything"); !errors.Is(err, ErrBadPassword) {
-		t.Errorf("Verify with no file = %v, want ErrBadPassword", err)
+	if err := f.Verify("work", "anything"); !errors.Is(err, ErrBadPassword) || !errors.Is(err, ErrNoPassword) {
+		t.Errorf("Verify with no file = %v, want ErrNoPassword matching ErrBadPassword", err)
 	}
 	if err := f.Set("work", ""); err == nil {
 		t.Error("empty password accepted")
@@ -189,8 +189,11 @@ func TestPasswordFile(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b error) bool { return errors.Is(a, b) })); diff != "" {
 		t.Errorf("Verify (-want +got):\n%s", diff)
 	}
-	if err := f.Verify("other", "s3cret"); !errors.Is(err, ErrBadPassword) {
-		t.Errorf("another account's password = %v", err)
+	if err := f.Verify("other", "s3cret"); !errors.Is(err, ErrNoPassword) {
+		t.Errorf("another account's password = %v, want ErrNoPassword", err)
+	}
+	if err := f.Verify("work", "S3cret"); errors.Is(err, ErrNoPassword) {
+		t.Errorf("a wrong password = %v, want ErrBadPassword alone", err)
 	}
 	// A second handle (another process: `mailoauth proxy passwd` while the
 	// proxy runs) changes the password; the first sees it.

@@ -23,6 +23,12 @@ import (
 // ErrBadPassword is a wrong local password, or an account with none set.
 var ErrBadPassword = errors.New("wrong password")
 
+// ErrNoPassword is an account without a local password (`mailoauth proxy
+// passwd` was never run for it). It matches ErrBadPassword too, so the
+// client hears the same failure after the same time; only the proxy's log
+// tells the two apart, so the user learns which command fixes it.
+var ErrNoPassword = fmt.Errorf("no proxy password set: %w", ErrBadPassword)
+
 // PasswordFileName is the file in the state directory that holds the local
 // passwords' hashes.
 const PasswordFileName = "proxy-passwords.json"
@@ -225,7 +231,7 @@ func (f *PasswordFile) Verify(account, password string) error {
 	f.mu.Unlock()
 	if !ok {
 		slowCheck(dummyHash(), password)
-		return ErrBadPassword
+		return ErrNoPassword
 	}
 	good, err := slowCheck(h, password)
 	if err != nil {

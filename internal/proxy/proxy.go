@@ -39,8 +39,9 @@ import (
 type TokenFunc func(ctx context.Context, account, protocol string) (string, error)
 
 // Verifier checks a local password for an account. Verify returns nil when
-// the password is right, ErrBadPassword when it is wrong or the account has
-// none set, and another error when it could not check.
+// the password is right, ErrBadPassword when it is wrong (ErrNoPassword,
+// which matches it, when the account has none set), and another error when
+// it could not check.
 type Verifier interface {
 	Verify(account, password string) error
 }

@@ -214,6 +214,8 @@ func (ss *session) checkPassword(user, password string) (*Account, error) {
 	switch {
 	case acct == nil:
 		reason = "unknown user"
+	case errors.Is(err, ErrNoPassword):
+		reason = "no proxy password set for the account: run mailoauth proxy passwd " + acct.Name
 	case !errors.Is(err, ErrBadPassword):
 		reason = "password check failed: " + err.Error()
 	}
