@@ -62,6 +62,24 @@ var Me = Mailbox{}
 // app-only tokens, or a delegated token with access to that mailbox.
 func User(idOrAddress string) Mailbox { return Mailbox{user: idOrAddress} }
 
+// MailboxFor picks the path for mailbox, the address a program was told to
+// use, given who the token belongs to. An app token (appOnly) has no user,
+// and Graph answers /me with 400, so it gets /users/{mailbox}. A user's
+// token gets /me for the user's own mailbox, and /users/{mailbox} when
+// mailbox is another one (a shared mailbox, or one the user has FullAccess
+// to): /me would silently read and send as the user instead. signedInAs is
+// the address the identity provider named at sign-in; when it or mailbox
+// is unknown (""), the user's own mailbox is assumed.
+func MailboxFor(mailbox, signedInAs string, appOnly bool) Mailbox {
+	switch {
+	case appOnly:
+		return User(mailbox)
+	case mailbox != "" && signedInAs != "" && !strings.EqualFold(mailbox, signedInAs):
+		return User(mailbox)
+	}
+	return Me
+}
+
 func (m Mailbox) path() string {
 	if m.user == "" {
 		return "/me"

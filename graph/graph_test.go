@@ -326,3 +326,29 @@ func FuzzDecodePage(f *testing.F) {
 		}
 	})
 }
+
+// TestMailboxFor checks which path each kind of token and mailbox gets:
+// /me only for a user's own mailbox, so a shared mailbox configured as the
+// account's address is never read or sent from as the user instead.
+func TestMailboxFor(t *testing.T) {
+	tests := []struct {
+		name                string
+		mailbox, signedInAs string
+		appOnly             bool
+		want                string
+	}{
+		{"user's own mailbox", "alice@contoso.com", "alice@contoso.com", false, "/me"},
+		{"own mailbox, other case", "Alice@Contoso.com", "alice@contoso.com", false, "/me"},
+		{"shared mailbox with a user token", "sales@contoso.com", "alice@contoso.com", false, "/users/sales@contoso.com"},
+		{"app token", "alice@contoso.com", "", true, "/users/alice@contoso.com"},
+		{"signed-in user unknown", "alice@contoso.com", "", false, "/me"},
+		{"no mailbox configured", "", "alice@contoso.com", false, "/me"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := MailboxFor(tt.mailbox, tt.signedInAs, tt.appOnly).String(); got != tt.want {
+				t.Errorf("MailboxFor(%q, %q, %v) = %s, want %s", tt.mailbox, tt.signedInAs, tt.appOnly, got, tt.want)
+			}
+		})
+	}
+}

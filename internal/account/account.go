@@ -227,6 +227,15 @@ func (a *Account) Email() string {
 	if a.cfg.Email != "" {
 		return a.cfg.Email
 	}
+	return a.SignedInAs()
+}
+
+// SignedInAs is the address the identity provider named at login
+// (preferred_username or email of the stored ID token), or "" when there is
+// none (app-only accounts, logins without an ID token). It differs from
+// Email when the config's email names another mailbox, such as a shared one
+// the user may open; Graph then needs /users/{email} instead of /me.
+func (a *Account) SignedInAs() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.email == "" {
@@ -640,19 +649,19 @@ func (a *Account) Login(ctx context.Context, ui LoginUI) (*LoginResult, error) {
 
 // loginScopes are the scopes a user login asks for: all of the account's
 // (Microsoft consents to every resource at once, then issues the first),
-// plus openid and profile/email when the config names no mailbox, so the ID
-// token tells which mailbox signed in.
+// plus openid and profile/email, so the ID token tells who signed in: the
+// mailbox when the config names none, and, when it names another one (a
+// shared mailbox), whether Graph needs /users/{email} instead of /me
+// (SignedInAs).
 func (a *Account) loginScopes(p *provider.Provider, all []string) []string {
 	scopes := slices.Clone(all)
-	if a.cfg.Email == "" {
-		extra := []string{"openid", "profile"}
-		if p.Kind != provider.KindMicrosoft {
-			extra = []string{"openid", "email"}
-		}
-		for _, s := range extra {
-			if !slices.Contains(scopes, s) {
-				scopes = append(scopes, s)
-			}
+	extra := []string{"openid", "profile"}
+	if p.Kind != provider.KindMicrosoft {
+		extra = []string{"openid", "email"}
+	}
+	for _, s := range extra {
+		if !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
 		}
 	}
 	return scopes

@@ -109,11 +109,12 @@ client_secret = "env:NOPE"
 		want              []string
 		wantErr           string
 	}{
-		{"ms", "imap", []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access"}, ""},
-		{"ms", "smtp", []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access"}, ""},
-		{"ms", "graph", []string{"https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send", "offline_access"}, ""},
-		// No email in the config: openid and profile ride along, so the ID
-		// token names the mailbox after every refresh too.
+		// openid and profile ride along, so the ID token names who signed
+		// in after every refresh too (the mailbox when the config names
+		// none; a shared mailbox's delegate otherwise).
+		{"ms", "imap", []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile"}, ""},
+		{"ms", "smtp", []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile"}, ""},
+		{"ms", "graph", []string{"https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send", "offline_access", "openid", "profile"}, ""},
 		{"usgov", "pop", []string{"https://outlook.office365.us/IMAP.AccessAsUser.All", "https://outlook.office365.us/SMTP.Send", "offline_access", "openid", "profile"}, ""},
 		{"usgov", "graph", nil, "add graph-mail to scopes"},
 		{"app", "imap", []string{"https://outlook.office365.com/.default"}, ""},

@@ -23,6 +23,7 @@ import (
 type mailAccount interface {
 	Name() string
 	Email() string
+	SignedInAs() string
 	AppOnly() bool
 	HTTPClient() *http.Client
 	Config() *config.Account
@@ -222,16 +223,19 @@ func graphClient(acct mailAccount, tok *oauth.Token) *graph.Client {
 	return c
 }
 
-// graphMailbox is /me for a user's token (Graph refuses /me with an app
-// token) and /users/{email} for an app token or another mailbox (from).
+// graphMailbox is the Graph path of the account's mailbox, or of from when
+// sending as another one: /me for the signed-in user's own mailbox,
+// /users/{email} for an app token (Graph refuses /me) and for a shared
+// mailbox opened with a user's token (config email ≠ the signed-in user).
 func graphMailbox(acct mailAccount, from string) graph.Mailbox {
-	switch {
-	case from != "" && !strings.EqualFold(from, acct.Email()):
-		return graph.User(from)
-	case acct.AppOnly():
-		return graph.User(acct.Email())
+	mailbox, who := acct.Email(), acct.SignedInAs()
+	if who == "" {
+		who = mailbox // no ID token: take the account's mailbox as the user's own
 	}
-	return graph.Me
+	if from != "" {
+		mailbox = from
+	}
+	return graph.MailboxFor(mailbox, who, acct.AppOnly())
 }
 
 // failedReport is a report whose only step failed before any connection.

@@ -359,8 +359,5 @@ func (d *runner) graph(a *account.Account, tok *oauth.Token) *graph.Client {
 // mailbox is /me for the user and /users/{email} for the app (Graph
 // refuses /me with an app token).
 func (d *runner) mailbox(a *account.Account) graph.Mailbox {
-	if a.AppOnly() {
-		return graph.User(a.Email())
-	}
-	return graph.Me
+	return graph.MailboxFor(a.Email(), a.SignedInAs(), a.AppOnly())
 }

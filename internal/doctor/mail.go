@@ -142,10 +142,7 @@ func (r *run) checkOne(ctx context.Context, a *account.Account, p protocol, emai
 	if p.name == "graph" {
 		gc := graph.New(a.HTTPClient(), graph.StaticToken(tok.AccessToken))
 		gc.BaseURL = strings.TrimSuffix(r.acct.Graph, "/") + "/v1.0"
-		mb := graph.Me
-		if a.AppOnly() {
-			mb = graph.User(email)
-		}
+		mb := graph.MailboxFor(email, a.SignedInAs(), a.AppOnly())
 		return mailclient.CheckGraph(ctx, gc, mb, opts)
 	}
 	srv, err := mailclient.ParseURL(p.url)
