@@ -33,6 +33,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mailoauth/mailoauth/internal/paths"
+	"github.com/mailoauth/mailoauth/internal/tomlpos"
 	"github.com/mailoauth/mailoauth/provider"
 )
 
@@ -299,7 +300,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		return nil, l.err()
 	}
-	l.lines = keyLines(string(data))
+	l.lines = tomlpos.KeyLines(string(data))
 
 	// Pass 2: unknown keys and wrong types, all of them.
 	checkShape(doc, reflect.TypeFor[rawFile](), nil, func(k toml.Key, msg string) { l.errorf(k, "%s", msg) })
