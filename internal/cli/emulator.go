@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -62,6 +63,9 @@ func runEmulator(cmd *cobra.Command, g *Globals, o *emulatorOptions) error {
 		opts.Scenario = sc
 	}
 	srv, err := emulator.Start(opts)
+	if errors.Is(err, emulator.ErrScenario) {
+		return &ConfigError{Err: err} // a scenario value, named with its file
+	}
 	if err != nil {
 		return fmt.Errorf("start emulator: %w", err)
 	}
@@ -78,6 +82,10 @@ func runEmulator(cmd *cobra.Command, g *Globals, o *emulatorOptions) error {
 		if err := os.WriteFile(o.CAOut, srv.CAPEM(), 0o644); err != nil {
 			return fmt.Errorf("write CA: %w", err)
 		}
+	} else {
+		// The CA is new on every start and exists nowhere else: without
+		// it no client can verify the emulator's certificates.
+		fmt.Fprintln(g.ErrOut, "mailoauth: warning: no --ca-out FILE: clients cannot verify the emulator's TLS certificates (the CA is generated at start and written only there)")
 	}
 	demo := srv.Demo()
 	if o.WriteAppCert != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailoauth/mailoauth/internal/emulator"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the command goroutine and the
@@ -92,14 +97,21 @@ func TestEmulatorCommandRejects(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("[settings]\nthrotle = true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badValue := filepath.Join(dir, "bad-value.toml")
+	if err := os.WriteFile(badValue, []byte("[[tenants]]\nid = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
 		code int
 	}{
 		{"bad scenario", []string{"emulator", "--listen", "127.0.0.1:0", "--scenario", bad}, ExitConfig},
+		{"bad scenario value", []string{"emulator", "--listen", "127.0.0.1:0", "--scenario", badValue}, ExitConfig},
+		{"missing scenario", []string{"emulator", "--listen", "127.0.0.1:0", "--scenario", filepath.Join(dir, "none.toml")}, ExitConfig},
 		{"non-loopback listen", []string{"emulator", "--listen", "0.0.0.0:0"}, ExitError},
 		{"unknown flag", []string{"emulator", "--nope"}, ExitUsage},
+		{"argument", []string{"emulator", "extra"}, ExitUsage},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,5 +121,81 @@ func TestEmulatorCommandRejects(t *testing.T) {
 				t.Errorf("exit code %d, want %d (%s)", code, tc.code, errOut.String())
 			}
 		})
+	}
+}
+
+// TestEmulatorCommandScenarioJSON runs the fixed command line with
+// --scenario, --http and --json: the scenario's tenant is served over plain
+// HTTP, --json prints the services and demo values as one JSON object, and
+// without --ca-out a warning says clients cannot verify the TLS servers.
+func TestEmulatorCommandScenarioJSON(t *testing.T) {
+	const tenant = "7d9e2a41-5c3b-4f18-8a6d-2e4b9c1f0a57"
+	sc := strings.ReplaceAll(string(emulator.DefaultScenario()), "4a1f7d2e-3b5c-4e8a-9d61-0c2b7e5f9a13", tenant)
+	file := filepath.Join(t.TempDir(), "scenario.toml")
+	if err := os.WriteFile(file, []byte(sc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := &Globals{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, g, []string{"emulator", "--listen", "127.0.0.1:0", "--scenario", file, "--http", "--json"})
+	}()
+	var got struct {
+		Services []emulator.Service  `json:"services"`
+		Demo     emulator.DemoValues `json:"demo"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.HasSuffix(out.String(), "\n"); {
+		select {
+		case code := <-done:
+			t.Fatalf("emulator exited early with %d: %s", code, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no JSON line; stderr: %s", errOut.String())
+		}
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("--json output %q: %v", out.String(), err)
+	}
+	var names []string
+	for _, s := range got.Services {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff([]string{"identity", "imap", "pop3", "smtp", "graph"}, names); diff != "" {
+		t.Errorf("services (-want +got)\n%s", diff)
+	}
+	if got.Demo.TenantID != tenant {
+		t.Errorf("demo tenant %q, want the scenario's %s", got.Demo.TenantID, tenant)
+	}
+	identity := got.Services[0].URL
+	if !strings.HasPrefix(identity, "http://127.0.0.1:") {
+		t.Fatalf("identity %q, want plain http on 127.0.0.1", identity)
+	}
+	resp, err := http.Get(identity + "/" + tenant + "/v2.0/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disc struct {
+		Issuer string `json:"issuer"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || disc.Issuer != identity+"/"+tenant+"/v2.0" {
+		t.Errorf("discovery: %d %+v %v", resp.StatusCode, disc, err)
+	}
+	if !strings.Contains(errOut.String(), "warning: no --ca-out FILE") {
+		t.Errorf("no --ca-out warning on stderr: %q", errOut.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("exit code %d after interrupt: %s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not stop")
 	}
 }

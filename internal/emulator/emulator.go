@@ -82,7 +82,11 @@ func New(opts Options) (*Emulator, error) {
 	}
 	m, err := sc.buildModel(e.now())
 	if err != nil {
-		return nil, fmt.Errorf("scenario: %w", err)
+		where := "scenario"
+		if sc.file != "" {
+			where = sc.file
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrScenario, where, err)
 	}
 	e.model = m
 	e.authCodes = map[string]*AuthCode{}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mailoauth/mailoauth/internal/tomlpos"
 )
 
 //go:embed default.toml
@@ -37,6 +39,7 @@ type Scenario struct {
 	Apps     []scenarioApp     `toml:"apps"`
 	Consents []scenarioConsent `toml:"consents"`
 	dir      string            // folder of the file, for relative cert paths
+	file     string            // the file, for error messages; "" if not read from one
 }
 
 type scenarioDemo struct {
@@ -113,36 +116,57 @@ type scenarioConsent struct {
 	Roles     []string `toml:"roles"`
 }
 
-// ParseScenario decodes a scenario file's text. dir resolves relative
-// certificate paths. Unknown keys are an error naming them.
-func ParseScenario(data []byte, dir string) (*Scenario, error) {
-	var s Scenario
-	md, err := toml.Decode(string(data), &s)
-	if err != nil {
-		return nil, fmt.Errorf("parse scenario: %w", err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("parse scenario: unknown keys: %s", strings.Join(keys, ", "))
-	}
-	s.dir = dir
-	return &s, nil
-}
+// ErrScenario is wrapped by every error about what a scenario file says
+// (syntax, unknown keys, values), as opposed to not being able to read it.
+var ErrScenario = errors.New("invalid scenario")
 
-// LoadScenario reads and parses a scenario file.
+// ParseScenario decodes a scenario file's text. dir resolves relative
+// certificate paths. Unknown keys are an error naming each with its line.
+func ParseScenario(data []byte, dir string) (*Scenario, error) { return parseScenario("", data, dir) }
+
+// LoadScenario reads and parses a scenario file; its errors start with
+// FILE:LINE where the line is known.
 func LoadScenario(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
-	s, err := ParseScenario(data, filepath.Dir(path))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	return parseScenario(path, data, filepath.Dir(path))
+}
+
+// parseScenario decodes data read from file ("" when not from a file).
+func parseScenario(file string, data []byte, dir string) (*Scenario, error) {
+	at := func(line int) string {
+		switch {
+		case file != "" && line > 0:
+			return fmt.Sprintf("%s:%d", file, line)
+		case file != "":
+			return file
+		case line > 0:
+			return fmt.Sprintf("line %d", line)
+		}
+		return "scenario"
 	}
-	return s, nil
+	var s Scenario
+	md, err := toml.Decode(string(data), &s)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: %s: %s", ErrScenario, at(pe.Position.Line), pe.Message)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrScenario, at(0), err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		// BurntSushi/toml names unknown keys but not where they are.
+		lines := tomlpos.KeyLines(string(data))
+		msgs := make([]string, len(und))
+		for i, k := range und {
+			msgs[i] = fmt.Sprintf("%s: %s: unknown key (see internal/emulator/README.md for the scenario keys)", at(lines[k.String()]), k)
+		}
+		return nil, fmt.Errorf("%w:\n%s", ErrScenario, strings.Join(msgs, "\n"))
+	}
+	s.dir, s.file = dir, file
+	return &s, nil
 }
 
 // generatedKeys caches generated app-certificate keys per client id for the

@@ -1,10 +1,13 @@
 package emulator
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestDefaultScenarioBuilds(t *testing.T) {
@@ -18,10 +21,47 @@ func TestDefaultScenarioBuilds(t *testing.T) {
 	}
 }
 
-func TestParseScenarioRejectsUnknownKeys(t *testing.T) {
+// TestScenarioFileErrors: a scenario file's mistakes name the file and the
+// line (unknown keys, each one; syntax), or at least the file (values), and
+// all wrap ErrScenario so the CLI can tell them from a missing file.
+func TestScenarioFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, toml string
+		want       []string // lines of the message after "invalid scenario"
+	}{
+		{"unknown keys", "[settings]\nthrotle = true\n\n[[tenants]]\nid = \"11111111-1111-4111-8111-111111111111\"\n\n  [[tenants.users]]\n  upn = \"a@b.example\"\n  mfa_requird = true\n", []string{
+			"invalid scenario:",
+			"FILE:2: settings.throtle: unknown key (see internal/emulator/README.md for the scenario keys)",
+			"FILE:9: tenants.users.mfa_requird: unknown key (see internal/emulator/README.md for the scenario keys)"}},
+		{"syntax", "[settings]\nthrottle = yes\n", []string{"invalid scenario: FILE:2: expected value but found \"yes\" instead"}},
+		{"value", "[[tenants]]\nid = \"x\"\n", []string{`invalid scenario: FILE: tenants[0]: id "x" is not a GUID`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".toml")
+			if err := os.WriteFile(file, []byte(tc.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sc, err := LoadScenario(file)
+			if err == nil {
+				_, err = New(Options{Scenario: sc})
+			}
+			if !errors.Is(err, ErrScenario) {
+				t.Fatalf("err = %v, want ErrScenario", err)
+			}
+			want := strings.ReplaceAll(strings.Join(tc.want, "\n"), "FILE", file)
+			if diff := cmp.Diff(want, err.Error()); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+	if _, err := LoadScenario(filepath.Join(dir, "none.toml")); err == nil || errors.Is(err, ErrScenario) {
+		t.Errorf("missing file: %v, want a read error that is not ErrScenario", err)
+	}
 	_, err := ParseScenario([]byte("[settings]\nthrotle = true\n"), "")
-	if err == nil || !strings.Contains(err.Error(), "settings.throtle") {
-		t.Fatalf("err = %v, want unknown key settings.throtle", err)
+	if err == nil || !strings.Contains(err.Error(), "line 2: settings.throtle: unknown key") {
+		t.Errorf("ParseScenario: %v, want the line of settings.throtle", err)
 	}
 }
 
