@@ -197,7 +197,7 @@ func accountTokens(m *account.Manager) proxy.TokenFunc {
 		if err != nil {
 			return "", err
 		}
-		res := map[string]string{"imap": account.ResourceIMAP, "pop3": account.ResourcePOP, "smtp": account.ResourceSMTP}[protocol]
+		res := proxyResource(protocol)
 		tok, err := a.Token(ctx, res)
 		if err != nil {
 			return "", err
@@ -206,12 +206,21 @@ func accountTokens(m *account.Manager) proxy.TokenFunc {
 	}
 }
 
+// proxyResource maps a proxy protocol onto internal/account's resource.
+func proxyResource(protocol string) string {
+	return map[string]string{"imap": account.ResourceIMAP, "pop3": account.ResourcePOP, "smtp": account.ResourceSMTP}[protocol]
+}
+
 // tokenRejections handles a token the mail server refused although it had
 // not expired (revoked, a policy change): the account's cached access token
 // is dropped so the next client login gets a freshly refreshed one, at most
-// once per account per rejectionCooldown so a server that refuses every
-// token (IMAP turned off for the mailbox) cannot make each login a token
-// request. Every refusal is logged with the command that tells why.
+// once per account and protocol per rejectionCooldown so a server that
+// refuses every token (IMAP turned off for the mailbox) cannot make each
+// login a token request. The cool-down is per protocol because each
+// listener's refusal is news of its own: a POP3 refusal that just dropped
+// a token must not keep an SMTP refusal a second later from dropping the
+// one SMTP was refused. Every refusal is logged with the command that
+// tells why.
 type tokenRejections struct {
 	m   *account.Manager // nil when tokens come from ProxyOptions.Token
 	log interface {
@@ -219,30 +228,41 @@ type tokenRejections struct {
 		Error(msg string, args ...any)
 	}
 	mu   sync.Mutex
-	last map[string]time.Time
+	last map[string]time.Time // by account and protocol
 }
 
 // rejectionCooldown is the least time between two invalidations of one
-// account's token.
+// account's token on one protocol.
 const rejectionCooldown = time.Minute
+
+// due says whether a refusal for acct on proto at now may drop the token,
+// and if so starts its cool-down.
+func (r *tokenRejections) due(acct, proto string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := acct + "\x00" + proto
+	if last, ok := r.last[key]; ok && now.Sub(last) < rejectionCooldown {
+		return false
+	}
+	r.last[key] = now
+	return true
+}
 
 func (r *tokenRejections) hook(proto string) func(ctx context.Context, acct, token string, err error) {
 	return func(ctx context.Context, acct, token string, _ error) {
-		r.mu.Lock()
-		now := time.Now()
-		due := now.Sub(r.last[acct]) >= rejectionCooldown
-		if due {
-			r.last[acct] = now
-		}
-		r.mu.Unlock()
-		if r.m == nil || !due {
+		if r.m == nil {
 			r.log.Warn("the mail server refused the account's token; run mailoauth check "+acct+" to see why",
+				"account", acct, "proxy", proto)
+			return
+		}
+		if !r.due(acct, proto, time.Now()) {
+			r.log.Warn("the mail server refused the account's token again within a minute, so it is kept until its refresh; run mailoauth check "+acct+" to see why",
 				"account", acct, "proxy", proto)
 			return
 		}
 		a, err := r.m.Account(acct)
 		if err == nil {
-			res := map[string]string{"imap": account.ResourceIMAP, "pop3": account.ResourcePOP, "smtp": account.ResourceSMTP}[proto]
+			res := proxyResource(proto)
 			err = a.Invalidate(ctx, res, token)
 		}
 		if err != nil {

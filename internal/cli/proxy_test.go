@@ -392,3 +392,30 @@ func rejectFirstIMAP(t *testing.T) (addr string, seen func() []string) {
 		return append([]string(nil), toks...)
 	}
 }
+
+// TestTokenRejectionsDue: a refused token is dropped at most once a minute
+// per account and protocol; other protocols and accounts are not held back.
+func TestTokenRejectionsDue(t *testing.T) {
+	r := &tokenRejections{last: map[string]time.Time{}}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		acct, proto string
+		at          time.Duration
+		want        bool
+	}{
+		{"work", "pop3", 0, true},
+		{"work", "smtp", 2 * time.Second, true}, // another protocol's refusal
+		{"work", "pop3", 30 * time.Second, false},
+		{"shared", "pop3", 30 * time.Second, true},
+		{"work", "pop3", 61 * time.Second, true},
+		{"work", "smtp", 61 * time.Second, false},
+	}
+	var got, want []bool
+	for _, s := range steps {
+		got = append(got, r.due(s.acct, s.proto, t0.Add(s.at)))
+		want = append(want, s.want)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("due (-want +got):\n%s", diff)
+	}
+}
