@@ -185,6 +185,17 @@ func TestPasswordFile(t *testing.T) {
 	for _, p := range []string{"s3cret", "s3cret", "S3cret", "", "s3cret "} {
 		got[p] = f.Verify("work", p)
 	}
+	// The remembered good password skips argon2id; a wrong one never does
+	// (a refusal must not be faster for an account that logged in lately).
+	before := slowChecks.Load()
+	f.Verify("work", "s3cret")
+	if n := slowChecks.Load() - before; n != 0 {
+		t.Errorf("the remembered password ran argon2id %d times, want 0", n)
+	}
+	f.Verify("work", "wrong")
+	if n := slowChecks.Load() - before; n != 1 {
+		t.Errorf("a wrong password after a cached success ran argon2id %d times, want 1", n)
+	}
 	want := map[string]error{"s3cret": nil, "S3cret": ErrBadPassword, "": ErrBadPassword, "s3cret ": ErrBadPassword}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b error) bool { return errors.Is(a, b) })); diff != "" {
 		t.Errorf("Verify (-want +got):\n%s", diff)

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -76,8 +77,12 @@ type PasswordFile struct {
 // of allocating gigabytes.
 var hashSlots = make(chan struct{}, max(2, runtime.NumCPU()))
 
+// slowChecks counts argon2id runs (tests check which logins pay one).
+var slowChecks atomic.Int64
+
 // slowCheck runs checkHash in one of the hashSlots.
 func slowCheck(phc, password string) (bool, error) {
+	slowChecks.Add(1)
 	hashSlots <- struct{}{}
 	defer func() { <-hashSlots }()
 	return checkHash(phc, password)
@@ -211,8 +216,10 @@ func (f *PasswordFile) Set(account, password string) error {
 }
 
 // Verify checks password for account in constant time (argon2id, then
-// subtle.ConstantTimeCompare; or the cached HMAC of a password that
-// verified before).
+// subtle.ConstantTimeCompare). The password that verified last is
+// remembered (as an HMAC), so it is accepted again without argon2id; any
+// other password, for a known account or not, pays the full argon2id run,
+// so how long a refusal takes says nothing about the account or the cache.
 func (f *PasswordFile) Verify(account, password string) error {
 	f.mu.Lock()
 	if err := f.load(); err != nil {
@@ -221,14 +228,12 @@ func (f *PasswordFile) Verify(account, password string) error {
 	}
 	h, ok := f.hashes[account]
 	mac := f.mac(account, password)
-	if v, hit := f.verified[account]; ok && hit && v.hash == h {
-		f.mu.Unlock()
-		if subtle.ConstantTimeCompare(v.mac[:], mac[:]) == 1 {
-			return nil
-		}
-		return ErrBadPassword
-	}
+	v, hit := f.verified[account]
+	cached := ok && hit && v.hash == h && subtle.ConstantTimeCompare(v.mac[:], mac[:]) == 1
 	f.mu.Unlock()
+	if cached {
+		return nil
+	}
 	if !ok {
 		slowCheck(dummyHash(), password)
 		return ErrNoPassword

@@ -161,7 +161,7 @@ func (c *capCache) put(addr string, caps []string) {
 	c.cache[addr] = caps
 }
 
-// get returns the capabilities shared by every upstream of the listener,
+// upstreamCaps returns the capabilities shared by every upstream of the listener,
 // or nil while one of them is unknown.
 func (s *Server) upstreamCaps() []string {
 	s.caps.mu.Lock()
