@@ -179,8 +179,7 @@ func (c *Client) DevicePoll(ctx context.Context, d *DeviceAuth) (*Token, error) 
 		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("device sign-in: %w", err)
 		}
-		form := url.Values{"grant_type": {deviceGrantType}, "device_code": {d.DeviceCode}, "client_id": {c.ClientID}}
-		t, err := c.token(ctx, form, d.Scopes)
+		t, err := c.DevicePollOnce(ctx, d)
 		if err == nil {
 			return t, nil
 		}
@@ -209,6 +208,21 @@ func (c *Client) DevicePoll(ctx context.Context, d *DeviceAuth) (*Token, error) 
 			return nil, fmt.Errorf("device sign-in: %w", err)
 		}
 	}
+}
+
+// DevicePollOnce sends one device-code token request (RFC 8628 §3.4) at
+// once, without waiting, and returns the server's answer: the token, or the
+// *Error (authorization_pending and slow_down included) unwrapped. The
+// request is exactly the one DevicePoll sends, with the Client's credential
+// if it has one (so a public client wrongly sent a secret shows
+// AADSTS700025). DevicePoll loops over it; a probe that needs a single
+// answer (mailoauth doctor) calls it directly.
+func (c *Client) DevicePollOnce(ctx context.Context, d *DeviceAuth) (*Token, error) {
+	if d == nil || d.DeviceCode == "" {
+		return nil, errors.New("device poll: no device code: call DeviceAuthorize first")
+	}
+	form := url.Values{"grant_type": {deviceGrantType}, "device_code": {d.DeviceCode}, "client_id": {c.ClientID}}
+	return c.token(ctx, form, d.Scopes)
 }
 
 // DeviceFlow runs a whole device sign-in: DeviceAuthorize, prompt (print

@@ -205,3 +205,38 @@ func FuzzDecodeDeviceResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestDevicePollOnce: one request at once (no interval wait), the same
+// form DevicePoll sends with the client's credential, and the server's
+// answer unwrapped: *Error for pending, the token once granted.
+func TestDevicePollOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ds := &deviceServer{device: msDevice, polls: []func(http.ResponseWriter){pending, granted}, start: time.Now()}
+		p, _ := provider.Microsoft(provider.MicrosoftOptions{Authority: "https://as.test"})
+		c := &Client{HTTP: &http.Client{Transport: handlerTransport{ds}}, Provider: p, ClientID: "cid", Auth: ClientSecret{Secret: "s3cret-value"}}
+		d, err := c.DeviceAuthorize(t.Context(), []string{"openid"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.DevicePollOnce(t.Context(), d)
+		oe, ok := err.(*Error)
+		if !ok || oe.Code != "authorization_pending" || oe.FirstAADSTS() != 70016 {
+			t.Fatalf("first poll: err = %#v, want the bare *Error authorization_pending", err)
+		}
+		tok, err := c.DevicePollOnce(t.Context(), d)
+		if err != nil || tok.AccessToken != "dev-at" {
+			t.Fatalf("second poll: %v, %v", tok, err)
+		}
+		if diff := cmp.Diff([]time.Duration{0, 0}, ds.pollAt); diff != "" {
+			t.Errorf("poll times (-want +got):\n%s", diff)
+		}
+		want := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"DC-secret"},
+			"client_id": {"cid"}, "client_secret": {"s3cret-value"}}
+		if diff := cmp.Diff(want, ds.forms[0]); diff != "" {
+			t.Errorf("poll form (-want +got):\n%s", diff)
+		}
+		if _, err := c.DevicePollOnce(t.Context(), &DeviceAuth{}); err == nil {
+			t.Error("a poll without a device code was sent")
+		}
+	})
+}

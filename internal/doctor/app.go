@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -19,9 +16,6 @@ import (
 
 // appTimeout bounds each app registration probe.
 const appTimeout = 30 * time.Second
-
-// deviceGrantType is RFC 8628 §3.4's grant type.
-const deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 
 // checkApp is step 3: the app registration, probed without a user and
 // without spending anything that matters. A public client asks for a device
@@ -106,8 +100,11 @@ func (r *run) probePublic(ctx context.Context, c *oauth.Client) {
 		r.ok(StepApp, "public client flows", "not needed for browser sign-in (flow = \"authcode\"); the redirect URI "+cfg.RedirectURI+" must be registered under \"Mobile and desktop applications\"")
 		return
 	}
-	err = pollOnce(ctx, c, d)
-	oe, isOAuth := err.(*oauth.Error)
+	// One poll, as a login's would be sent (with the account's client
+	// credential, if any, to catch AADSTS700025).
+	_, err = c.DevicePollOnce(ctx, d)
+	var oe *oauth.Error
+	isOAuth := errors.As(err, &oe)
 	switch {
 	case err == nil:
 		r.ok(StepApp, "public client flows", "allowed")
@@ -117,45 +114,6 @@ func (r *run) probePublic(ctx context.Context, c *oauth.Client) {
 		r.appBroken = true
 		r.add(r.explain(StepApp, "public client flows", err))
 	}
-}
-
-// pollOnce sends one device-code token request, as a login's poll would
-// (with the account's client credential, if any, to catch AADSTS700025).
-// Written here because oauth.Client.DevicePoll waits and loops until the
-// user finishes, and the doctor needs exactly one answer.
-func pollOnce(ctx context.Context, c *oauth.Client, d *oauth.DeviceAuth) error {
-	form := url.Values{"grant_type": {deviceGrantType}, "device_code": {d.DeviceCode}, "client_id": {c.ClientID}}
-	h := http.Header{}
-	if c.Auth != nil {
-		if err := c.Auth.Authenticate(ctx, oauth.ClientAuthRequest{ClientID: c.ClientID, TokenURL: c.Provider.Endpoints.TokenURL,
-			Endpoint: c.Provider.Endpoints.TokenURL, Provider: c.Provider, Form: form, Header: h, Now: time.Now}); err != nil {
-			return fmt.Errorf("device poll: client authentication: %w", err)
-		}
-	}
-	secrets := []string{d.DeviceCode, form.Get("client_secret"), form.Get("client_assertion")}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Provider.Endpoints.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return fmt.Errorf("device poll: %w", err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("device poll: %w", err) // *url.Error names the URL only, never the body
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode == http.StatusOK {
-		return nil // cannot happen: nobody approved the code
-	}
-	return oauth.DecodeErrorResponse(resp.StatusCode, resp.Header, body, secrets...)
 }
 
 // probeWebCredential checks the secret or certificate of a web app that
