@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/mailoauth/mailoauth/sasl"
 )
@@ -73,7 +74,12 @@ func tlsDetail(tc *tls.Conn) string {
 func saslClient(srv Server, opts Options, offered []string, rec *recorder) (sasl.Client, error) {
 	mech, err := sasl.Choose(offered, opts.Mechanism)
 	if err != nil {
-		return nil, rec.fail("authenticate", "no usable OAuth mechanism", err)
+		werr := rec.fail("authenticate", "no usable OAuth mechanism", err)
+		if other, oerr := sasl.Choose(offered, ""); opts.Mechanism != "" && oerr == nil {
+			rec.rep.Steps[len(rec.rep.Steps)-1].Hint = "the account asks for " + strings.ToUpper(opts.Mechanism) +
+				" (its sasl setting) but this server offers " + other + ": set sasl = \"auto\" or \"" + strings.ToLower(other) + "\""
+		}
+		return nil, werr
 	}
 	rec.rep.Mechanism = mech
 	c, err := sasl.New(mech, sasl.Options{User: opts.User, Token: opts.Token, Host: srv.Host, Port: srv.Port})

@@ -565,6 +565,19 @@ func TestReportString(t *testing.T) {
 	if rep.OK() {
 		t.Error("OK() with a failed step")
 	}
+
+	// A failure without a reply line shows the error, the only "why".
+	rep = &Report{Server: "imaps://127.0.0.1:1", Protocol: IMAP, User: "me@contoso.com", Steps: []Step{
+		{Name: "connect", Detail: "could not connect to 127.0.0.1:1", Error: "dial tcp 127.0.0.1:1: connect: connection refused", Hint: "check"},
+	}}
+	want = `IMAP imaps://127.0.0.1:1 as me@contoso.com
+  FAIL connect       could not connect to 127.0.0.1:1
+       error: dial tcp 127.0.0.1:1: connect: connection refused
+       hint: check
+`
+	if diff := cmp.Diff(want, rep.String()); diff != "" {
+		t.Errorf("String without a reply (-want +got):\n%s", diff)
+	}
 }
 
 func TestCheckDispatch(t *testing.T) {

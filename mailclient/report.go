@@ -103,6 +103,10 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "  %s %-13s %s\n", mark, s.Name, s.Detail)
 		if s.Reply != "" {
 			fmt.Fprintf(&b, "       server said: %s\n", s.Reply)
+		} else if !s.OK && s.Error != "" && s.Status == "" {
+			// No reply line to quote (a refused connection, a certificate,
+			// a mechanism the server lacks): the error is the only "why".
+			fmt.Fprintf(&b, "       error: %s\n", s.Error)
 		}
 		if s.Status != "" {
 			fmt.Fprintf(&b, "       oauth status: %s", s.Status)

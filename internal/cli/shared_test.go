@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailoauth/mailoauth/internal/config"
+	"github.com/mailoauth/mailoauth/internal/demo"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 )
 
@@ -25,20 +26,10 @@ func TestSharedMailboxUserToken(t *testing.T) {
 
 	// The account "shared" is the demo user's account with bob's address
 	// and the *.Shared Graph scopes.
-	raw, err := os.ReadFile(env.ConfigFile)
-	must(t, err)
-	cfg := string(raw)
-	start := strings.Index(cfg, "[accounts.demo]\n")
-	end := strings.Index(cfg, "[accounts.demo-app]\n")
-	if start < 0 || end < start {
-		t.Fatalf("demo config has no [accounts.demo] before [accounts.demo-app]:\n%s", cfg)
-	}
-	sec := strings.Replace(cfg[start:end], "[accounts.demo]", "[accounts.shared]", 1)
-	sec = strings.Replace(sec, `email = "`+alice+`"`, `email = "`+bob+`"`, 1)
-	sec = strings.Replace(sec, `"graph-mail"`, `"https://graph.microsoft.com/Mail.ReadWrite.Shared", "https://graph.microsoft.com/Mail.Send.Shared"`, 1)
-	must(t, os.WriteFile(env.ConfigFile, []byte(cfg+"\n"+sec), 0o600))
-	env.Config, err = config.Load(env.ConfigFile)
-	must(t, err)
+	addDemoAccount(t, env, "shared", func(sec string) string {
+		sec = strings.Replace(sec, `email = "`+alice+`"`, `email = "`+bob+`"`, 1)
+		return strings.Replace(sec, `"graph-mail"`, `"https://graph.microsoft.com/Mail.ReadWrite.Shared", "https://graph.microsoft.com/Mail.Send.Shared"`, 1)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	must(t, env.SignIn(ctx, "shared")) // approved as alice
@@ -77,5 +68,64 @@ func TestSharedMailboxUserToken(t *testing.T) {
 		if !found {
 			t.Errorf("send --via %s: %q not in %s's inbox", via, subject, alice)
 		}
+	}
+}
+
+// addDemoAccount adds the account name to env's config: a copy of the demo
+// user's account changed by edit, and reloads env.Config so env.SignIn
+// knows it.
+func addDemoAccount(t *testing.T, env *demo.Env, name string, edit func(section string) string) {
+	t.Helper()
+	raw, err := os.ReadFile(env.ConfigFile)
+	must(t, err)
+	cfg := string(raw)
+	head := "[accounts." + demo.UserAccount + "]\n"
+	start := strings.Index(cfg, head)
+	end := strings.Index(cfg, "[accounts."+demo.AppAccount+"]\n")
+	if start < 0 || end < start {
+		t.Fatalf("demo config has no %q before the app's account:\n%s", head, cfg)
+	}
+	sec := edit("[accounts." + name + "]\n" + cfg[start+len(head):end])
+	must(t, os.WriteFile(env.ConfigFile, []byte(cfg+"\n"+sec), 0o600))
+	env.Config, err = config.Load(env.ConfigFile)
+	must(t, err)
+}
+
+// TestSASLOverride checks the per-account sasl key: "oauthbearer" against
+// Exchange (XOAUTH2 only) fails before sending a token, saying what the
+// server offers; once the server offers OAUTHBEARER (Gmail- or Dovecot-like)
+// it is used instead of the default XOAUTH2.
+func TestSASLOverride(t *testing.T) {
+	env := startDemoEnv(t, false)
+	addDemoAccount(t, env, "bearer", func(sec string) string { return sec + "sasl = \"oauthbearer\"\n" })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, env.SignIn(ctx, "bearer"))
+	must(t, env.SignIn(ctx, demo.UserAccount))
+
+	code, out, errOut := runCLI(t, env.ConfigFile, "", "check", "bearer", "--imap", "--pop3", "--smtp")
+	if code != ExitError {
+		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitError, out, errOut)
+	}
+	if n := strings.Count(out, "error: server does not offer OAUTHBEARER (offers "); n != 3 {
+		t.Errorf("%d protocols say the server does not offer OAUTHBEARER, want 3:\n%s", n, out)
+	}
+	if n := strings.Count(out, `hint: the account asks for OAUTHBEARER (its sasl setting) but this server offers XOAUTH2: set sasl = "auto" or "xoauth2"`); n != 3 {
+		t.Errorf("%d protocols hint at the sasl setting, want 3:\n%s", n, out)
+	}
+
+	env.Exchange.SetOAuthBearer(true)
+	t.Cleanup(func() { env.Exchange.SetOAuthBearer(false) })
+	code, out, errOut = runCLI(t, env.ConfigFile, "", "check", "bearer", "--imap", "--pop3", "--smtp")
+	if code != ExitOK {
+		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitOK, out, errOut)
+	}
+	if n := strings.Count(out, "logged in with OAUTHBEARER as "+env.User); n != 3 {
+		t.Errorf("%d protocols logged in with OAUTHBEARER, want 3:\n%s", n, out)
+	}
+	// The demo account, with no sasl key, still picks XOAUTH2 when both are offered.
+	code, out, _ = runCLI(t, env.ConfigFile, "", "check", "demo", "--imap")
+	if code != ExitOK || !strings.Contains(out, "logged in with XOAUTH2") {
+		t.Errorf("default mechanism with both offered: exit %d\n%s", code, out)
 	}
 }
