@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -8,22 +9,30 @@ import (
 	"testing"
 )
 
-// FuzzTokenForm throws arbitrary bodies and content types at the token
-// endpoint handler (without the route's panic recovery): every answer must
-// be 200 with a token, or a Microsoft error JSON with a 4xx status.
+// FuzzTokenForm throws arbitrary bodies, content types and Authorization
+// headers (client secrets in HTTP Basic) at the token endpoint handler
+// (without the route's panic recovery): every answer must be 200 with a
+// token, or a Microsoft error JSON with a 4xx status.
 func FuzzTokenForm(f *testing.F) {
 	w := newWireEnv(f)
-	f.Add("application/x-www-form-urlencoded", "grant_type=client_credentials&client_id="+appC+"&scope=https%3A%2F%2Foutlook.office365.com%2F.default&client_secret=good~secret.value%2B%2F%3D", "contoso.com")
-	f.Add("application/x-www-form-urlencoded", "grant_type=password&client_id="+appP+"&username=alice%40contoso.com&password=alice-pw&scope=openid+offline_access+Mail.Send", "contoso.com")
-	f.Add("application/x-www-form-urlencoded", "grant_type=refresh_token&client_id="+appP+"&refresh_token=1.AR", "common")
-	f.Add("application/x-www-form-urlencoded", "grant_type=device_code&client_id="+appP+"&device_code=x", "organizations")
-	f.Add("application/x-www-form-urlencoded", "grant_type=authorization_code&client_id="+appP+"&code=%zz", "consumers")
-	f.Add("application/x-www-form-urlencoded; charset=utf-8", "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c&client_id="+appC+"&scope=x", tContoso)
-	f.Add("application/json", `{"grant_type":"password"}`, "x")
-	f.Add("multipart/form-data; boundary=x", "--x--", "gov.example")
-	f.Fuzz(func(t *testing.T, contentType, body, tenant string) {
+	f.Add("application/x-www-form-urlencoded", "grant_type=client_credentials&client_id="+appC+"&scope=https%3A%2F%2Foutlook.office365.com%2F.default&client_secret=good~secret.value%2B%2F%3D", "contoso.com", "")
+	f.Add("application/x-www-form-urlencoded", "grant_type=password&client_id="+appP+"&username=alice%40contoso.com&password=alice-pw&scope=openid+offline_access+Mail.Send", "contoso.com", "")
+	f.Add("application/x-www-form-urlencoded", "grant_type=refresh_token&client_id="+appP+"&refresh_token=1.AR", "common", "")
+	f.Add("application/x-www-form-urlencoded", "grant_type=device_code&client_id="+appP+"&device_code=x", "organizations", "")
+	f.Add("application/x-www-form-urlencoded", "grant_type=authorization_code&client_id="+appP+"&code=%zz", "consumers", "")
+	f.Add("application/x-www-form-urlencoded; charset=utf-8", "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c&client_id="+appC+"&scope=x", tContoso, "")
+	f.Add("application/json", `{"grant_type":"password"}`, "x", "")
+	f.Add("multipart/form-data; boundary=x", "--x--", "gov.example", "")
+	f.Add("application/x-www-form-urlencoded", "grant_type=client_credentials&scope=https%3A%2F%2Foutlook.office365.com%2F.default", "contoso.com",
+		"Basic "+base64.StdEncoding.EncodeToString([]byte(appC+":good~secret.value%2B%2F%3D")))
+	f.Add("application/x-www-form-urlencoded", "grant_type=client_credentials", "contoso.com", "Basic "+base64.StdEncoding.EncodeToString([]byte("%zz:%")))
+	f.Add("application/x-www-form-urlencoded", "grant_type=password", "contoso.com", "Basic !!!")
+	f.Fuzz(func(t *testing.T, contentType, body, tenant, authorization string) {
 		req := httptest.NewRequest(http.MethodPost, "/t/oauth2/v2.0/token", strings.NewReader(body))
 		req.Header.Set("Content-Type", contentType)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
 		req.SetPathValue("tenant", tenant)
 		rec := httptest.NewRecorder()
 		w.e.handleToken(rec, req)
