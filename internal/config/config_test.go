@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -461,5 +463,61 @@ func TestREADMEExample(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"emulated", "gmail", "robot", "work"}, cfg.AccountNames()); diff != "" {
 		t.Errorf("accounts (-want +got)\n%s", diff)
+	}
+}
+
+// TestFixedContractKeys guards the account keys the foundation issue fixes
+// as a contract: each is a key of [accounts.NAME], and the README's first
+// account table documents exactly these, in this order.
+func TestFixedContractKeys(t *testing.T) {
+	contract := []string{"provider", "client_id", "client_secret", "certificate", "certificate_password", "flow", "scopes",
+		"email", "tenant", "cloud", "authority", "issuer", "redirect_uri", "imap", "pop3", "smtp", "graph", "ca_file"}
+	tags := map[string]bool{}
+	rt := reflect.TypeFor[rawAccount]()
+	for i := range rt.NumField() {
+		tags[rt.Field(i).Tag.Get("toml")] = true
+	}
+	for _, k := range contract {
+		if !tags[k] {
+			t.Errorf("contract key %q is not an account key", k)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skip("README.md not found:", err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "### Accounts: `[accounts.NAME]`")
+	j := strings.Index(s, "Keys added for later features:")
+	if i < 0 || j < i {
+		t.Fatal("README has no account key tables")
+	}
+	var documented []string
+	for line := range strings.Lines(s[i:j]) {
+		if k, ok := strings.CutPrefix(line, "| `"); ok {
+			documented = append(documented, k[:strings.Index(k, "`")])
+		}
+	}
+	if diff := cmp.Diff(contract, documented); diff != "" {
+		t.Errorf("README's fixed-contract table (-want +got)\n%s", diff)
+	}
+	// Every other account key is in the README's second table.
+	k := strings.Index(s[j:], "Rules checked when the file is read")
+	if k < 0 {
+		t.Fatal("README's account tables do not end as expected")
+	}
+	for line := range strings.Lines(s[j : j+k]) {
+		if k, ok := strings.CutPrefix(line, "| `"); ok {
+			documented = append(documented, k[:strings.Index(k, "`")])
+		}
+	}
+	var all []string
+	for tag := range tags {
+		all = append(all, tag)
+	}
+	slices.Sort(all)
+	slices.Sort(documented)
+	if diff := cmp.Diff(all, documented); diff != "" {
+		t.Errorf("account keys documented in the README (-want +got)\n%s", diff)
 	}
 }
