@@ -43,7 +43,7 @@ func newEmulatorCmd(g *Globals) *cobra.Command {
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "loopback address to listen on (port 0 = any free port)")
 	f.StringVar(&o.CAOut, "ca-out", "", "write the emulator's CA certificate (PEM) to this file")
 	f.StringVar(&o.Scenario, "scenario", "", "scenario file (TOML); default: the built-in demo scenario")
-	f.BoolVar(&o.HTTP, "http", false, "serve plain HTTP instead of HTTPS")
+	f.BoolVar(&o.HTTP, "http", false, "serve the identity endpoints over plain HTTP instead of HTTPS (the mail and Graph servers keep TLS)")
 	f.StringVar(&o.WriteAppCert, "write-app-cert", "", "write the demo confidential app's certificate and private key (PEM) to this file")
 	f.StringVar(&o.IMAPListen, "imap-listen", "", "loopback address of the IMAP server (implicit TLS; default: a free port)")
 	f.StringVar(&o.POP3Listen, "pop3-listen", "", "loopback address of the POP3 server (implicit TLS; default: a free port)")
