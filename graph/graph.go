@@ -92,7 +92,10 @@ func (m Mailbox) String() string { return m.path() }
 
 // Client calls Graph. Its fields may be changed before first use.
 type Client struct {
-	HTTP   *http.Client
+	// HTTP sends the requests (its transport decides TLS trust).
+	HTTP *http.Client
+	// Tokens gives the Graph access token for each request, so a
+	// refreshing source keeps a long listing going.
 	Tokens TokenSource
 	// BaseURL defaults to DefaultBaseURL. @odata.nextLink URLs are only
 	// followed when they point at the same scheme and host, so the token is
@@ -245,9 +248,13 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // Error is a Graph error response: the HTTP status and Graph's error
 // envelope {"error":{"code","message","innerError":{"request-id",…}}}.
 type Error struct {
-	StatusCode      int
-	Code            string // e.g. InvalidAuthenticationToken, ErrorAccessDenied
-	Message         string
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Code and Message are the envelope's error.code and error.message.
+	Code    string // e.g. InvalidAuthenticationToken, ErrorAccessDenied
+	Message string
+	// RequestID, ClientRequestID and Date are the envelope's innerError
+	// fields, which Microsoft support asks for.
 	RequestID       string
 	ClientRequestID string
 	Date            string

@@ -50,10 +50,13 @@ func (s Security) String() string {
 
 // Server is a parsed server URL.
 type Server struct {
+	// Protocol and Security come from the URL's scheme.
 	Protocol Protocol
 	Security Security
-	Host     string
-	Port     int
+	// Host is the name TLS verifies the certificate against.
+	Host string
+	// Port is the URL's, or the scheme's default.
+	Port int
 }
 
 // Addr returns host:port for dialling.

@@ -20,10 +20,13 @@ import (
 type Message struct {
 	// From defaults to Options.User when empty (a shared mailbox sends as
 	// itself).
-	From    string
-	To      []string
-	Cc      []string
-	Bcc     []string // envelope only, never written into the headers
+	From string
+	// To and Cc are written into the headers and are recipients; each is
+	// an address with or without a display name ("Bob <bob@example.com>").
+	To  []string
+	Cc  []string
+	Bcc []string // envelope only, never written into the headers
+	// Subject is encoded (RFC 2047) when it is not ASCII.
 	Subject string
 	// Body is the UTF-8 text body; nil means an empty body.
 	Body io.Reader
@@ -37,10 +40,12 @@ type Message struct {
 
 // Attachment is one attached file.
 type Attachment struct {
+	// Name is the file name the recipient sees.
 	Name string
 	// ContentType defaults to DetectContentType(Name, Data).
 	ContentType string
-	Data        []byte
+	// Data is the file's content.
+	Data []byte
 }
 
 // AttachFile reads path into an Attachment named after the file, with its

@@ -44,19 +44,27 @@ type Options struct {
 // Report is what a check or a send did, step by step, in order. The last
 // step is the one that failed, if any.
 type Report struct {
-	Server    string    `json:"server"`
-	Protocol  Protocol  `json:"protocol"`
-	User      string    `json:"user"`
-	Mechanism string    `json:"mechanism,omitempty"`
-	Steps     []Step    `json:"steps"`
-	Messages  []Summary `json:"messages,omitempty"`
+	// Server is the URL checked (Graph: the mailbox's URL, …/v1.0/me).
+	Server   string   `json:"server"`
+	Protocol Protocol `json:"protocol"`
+	// User is the mailbox logged in to (the SASL user).
+	User string `json:"user"`
+	// Mechanism is the SASL mechanism chosen, once one was.
+	Mechanism string `json:"mechanism,omitempty"`
+	// Steps are in the order they ran; the last failed one ends the check.
+	Steps []Step `json:"steps"`
+	// Messages are the newest messages, when Options.Recent asked for them.
+	Messages []Summary `json:"messages,omitempty"`
 }
 
 // Step is one stage of a check: connect, tls, starttls, capabilities,
 // authenticate, inbox, stat, mail.
 type Step struct {
+	// Name is the stage ("connect", "authenticate"…), the same word the
+	// text report prints.
 	Name string `json:"name"`
-	OK   bool   `json:"ok"`
+	// OK is whether the stage worked.
+	OK bool `json:"ok"`
 	// Detail says what happened, in plain words.
 	Detail string `json:"detail,omitempty"`
 	// Reply is the server's reply line for a failure, exactly as sent
@@ -67,14 +75,20 @@ type Step struct {
 	Status string `json:"status,omitempty"`
 	Scope  string `json:"scope,omitempty"`
 	// Hint says what to do about a failure we recognise.
-	Hint    string        `json:"hint,omitempty"`
-	Error   string        `json:"error,omitempty"`
+	Hint string `json:"hint,omitempty"`
+	// Error is the failure as Go reports it (never holding the token),
+	// for failures without a server reply: a refused connection, a
+	// certificate, a mechanism the server lacks.
+	Error string `json:"error,omitempty"`
+	// Elapsed is how long the stage took.
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 // Summary describes one message found by a check.
 type Summary struct {
-	ID        string    `json:"id"` // IMAP UID or POP3 UIDL
+	ID string `json:"id"` // IMAP UID, POP3 UIDL or Graph id
+	// Subject, From (as written in the header), Date and MessageID are the
+	// message's headers; a missing or unparsable one stays empty.
 	Subject   string    `json:"subject"`
 	From      string    `json:"from"`
 	Date      time.Time `json:"date,omitzero"`

@@ -35,17 +35,22 @@ type Options struct {
 // StepError is the step of the demo that failed, with the reason and what
 // to do about it.
 type StepError struct {
-	Step  int
+	// Step is the number printed before the step ([n/7]).
+	Step int
+	// Title names what the step was doing, in plain words.
 	Title string
-	Err   error
+	// Err is why it failed.
+	Err error
 	// Hint is the failing report step's hint or the OAuth error's, if any.
 	Hint string
 }
 
+// Error names the step and why it failed.
 func (e *StepError) Error() string {
 	return fmt.Sprintf("demo step %d (%s): %v", e.Step, e.Title, e.Err)
 }
 
+// Unwrap returns the step's cause, so errors.Is and errors.As see it.
 func (e *StepError) Unwrap() error { return e.Err }
 
 // Steps is the number of numbered steps Run prints.
