@@ -25,6 +25,8 @@ func FuzzIMAPCommand(f *testing.F) {
 		"a1 ID (\"name\" {3+}\r\nfoo)\r\n",
 		"* BAD\r\n",
 		"a1 LOGIN {0}\r\n {0}\r\n\r\n",
+		"a1 ID {0+}\r\n " + strings.Repeat("x", 200) + " {0+}\r\n " + strings.Repeat("y", 200) + "\r\n",
+		"a1 ID (" + strings.Repeat("{0+}\r\n ", 120) + ")\r\n",
 		"\r\n",
 	} {
 		f.Add([]byte(s))
@@ -47,6 +49,9 @@ func FuzzIMAPCommand(f *testing.F) {
 				}
 				if total > 256+128 {
 					t.Fatalf("command holds %d octets", total)
+				}
+				if len(cmd.args) > maxArgs {
+					t.Fatalf("command holds %d arguments", len(cmd.args))
 				}
 				if !validTag(cmd.tag) || cmd.name == "" {
 					t.Fatalf("accepted tag %q name %q", cmd.tag, cmd.name)

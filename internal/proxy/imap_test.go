@@ -110,6 +110,24 @@ func TestIMAPPreLogin(t *testing.T) {
 			"< * BYE Literal too large",
 			"<EOF",
 		}},
+		{"empty literals chained across lines", []string{
+			"< " + imapGreeting,
+			">raw a1 ID (" + strings.Repeat("{0+}\r\n ", 2000) + ")\r\n",
+			"< * BYE Line too long",
+			"<EOF",
+		}},
+		{"lines after literals add up", []string{
+			"< " + imapGreeting,
+			">raw a1 ID ({0+}\r\n " + strings.Repeat("x", 5000) + " {0+}\r\n " + strings.Repeat("y", 5000) + ")\r\n",
+			"< * BYE Line too long",
+			"<EOF",
+		}},
+		{"too many arguments", []string{
+			"< " + imapGreeting,
+			"> a1 ID (" + strings.Repeat("x ", maxArgs) + ")",
+			"< * BYE Line too long",
+			"<EOF",
+		}},
 		{"pipelined garbage", []string{
 			"< " + imapGreeting,
 			">raw " + strings.Repeat("x\r\n", 12),

@@ -41,11 +41,21 @@ type imapReader struct {
 	readLine func() (string, error)
 }
 
+// maxArgs caps the arguments of one pre-login command: ID, the longest,
+// has at most 30 field-value pairs (RFC 2971) in parentheses.
+const maxArgs = 100
+
+// read returns the next command. A command's lines together (the first
+// and those that follow its literals) are capped at maxLine octets and its
+// arguments at maxArgs, so a client cannot grow one command without bound
+// by chaining empty literals ({0+}) across lines; both end the session
+// with errLineTooLong.
 func (ir *imapReader) read() (*imapCmd, error) {
 	line, err := ir.readLine()
 	if err != nil {
 		return nil, err
 	}
+	used := len(line)
 	cmd := &imapCmd{}
 	tag, rest, _ := strings.Cut(line, " ")
 	if !validTag(tag) {
@@ -62,6 +72,9 @@ func (ir *imapReader) read() (*imapCmd, error) {
 		rest = strings.TrimLeft(rest, " ")
 		if rest == "" {
 			return cmd, nil
+		}
+		if len(cmd.args) >= maxArgs {
+			return cmd, errLineTooLong
 		}
 		switch c := rest[0]; {
 		case c == '(' || c == ')':
@@ -95,6 +108,9 @@ func (ir *imapReader) read() (*imapCmd, error) {
 			cmd.args = append(cmd.args, string(buf))
 			if rest, err = ir.readLine(); err != nil {
 				return cmd, err
+			}
+			if used += len(rest); used > ir.maxLine {
+				return cmd, errLineTooLong
 			}
 			if rest != "" && rest[0] != ' ' {
 				return cmd, errBadSyntax
