@@ -424,6 +424,16 @@ func TestTokenErrors(t *testing.T) {
 			req.Header.Set("Content-Type", formContentType)
 			return w.do(req)
 		}, want{413, "invalid_request", 90101, ""}},
+		{"90101 devicecode body over 1 MiB", func(w *wireEnv) reply {
+			req, _ := http.NewRequest("POST", w.srv.URL+"/contoso.com/oauth2/v2.0/devicecode", strings.NewReader("client_id="+appP+"&scope="+strings.Repeat("a", 2<<20)))
+			req.Header.Set("Content-Type", formContentType)
+			return w.do(req)
+		}, want{413, "invalid_request", 90101, ""}},
+		{"900021 devicecode with a JSON body", func(w *wireEnv) reply {
+			req, _ := http.NewRequest("POST", w.srv.URL+"/contoso.com/oauth2/v2.0/devicecode", strings.NewReader(`{"client_id":"x"}`))
+			req.Header.Set("Content-Type", "application/json")
+			return w.do(req)
+		}, want{400, "invalid_request", 900021, ""}},
 		{"9002313 malformed form encoding", func(w *wireEnv) reply {
 			req, _ := http.NewRequest("POST", w.srv.URL+tokenPath("contoso.com"), strings.NewReader("grant_type=%zz"))
 			req.Header.Set("Content-Type", formContentType)
