@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -273,17 +274,34 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data)
+	return parseFile(path, data, fileMode(path))
+}
+
+// fileMode is the permission bits of path, 0 when they cannot be read or
+// mean nothing (Windows), so a literal secret's warning says nothing about
+// them.
+func fileMode(path string) fs.FileMode {
+	if runtime.GOOS == "windows" {
+		return 0
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Mode().Perm()
 }
 
 // Parse checks the config document data as if read from file (whose folder
 // anchors relative paths). On failure the error is an *Error.
-func Parse(file string, data []byte) (*Config, error) {
+func Parse(file string, data []byte) (*Config, error) { return parseFile(file, data, 0) }
+
+// parseFile is Parse for a file whose permission bits are mode (0 = unknown).
+func parseFile(file string, data []byte, mode fs.FileMode) (*Config, error) {
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, fmt.Errorf("config path %s: %w", file, err)
 	}
-	l := &loader{path: abs, dir: filepath.Dir(abs)}
+	l := &loader{path: abs, dir: filepath.Dir(abs), mode: mode}
 
 	// Pass 1: syntax, into plain maps.
 	var doc map[string]any
@@ -329,6 +347,7 @@ func Parse(file string, data []byte) (*Config, error) {
 
 type loader struct {
 	path, dir string
+	mode      fs.FileMode // the file's permission bits, 0 when not known
 	lines     map[string]int
 	broken    map[string]bool // accounts with errors, already reported
 	problems  []Problem

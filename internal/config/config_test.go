@@ -388,6 +388,36 @@ accounts = ["b"]
 	}
 }
 
+// TestLiteralSecretFileMode: a literal secret in a file other users can read
+// earns the chmod that fixes it; in a private file, only the advice.
+func TestLiteralSecretFileMode(t *testing.T) {
+	dir := setup(t)
+	file := filepath.Join(dir, "config.toml")
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string // "" = no chmod advice
+	}{
+		{0o644, "the file is open to other users (mode 0644): chmod 600 " + file},
+		{0o640, "(mode 0640): chmod 600"},
+		{0o600, ""},
+	} {
+		if err := os.WriteFile(file, []byte("[accounts.a]\nclient_id = \"x\"\nclient_secret = \"lit\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := cfg.Warnings[0].Msg
+		if tc.want == "" && strings.Contains(msg, "chmod") || tc.want != "" && !strings.Contains(msg, tc.want) {
+			t.Errorf("mode %04o: warning %q, want %q", tc.mode, msg, tc.want)
+		}
+	}
+}
+
 func TestAccountLookup(t *testing.T) {
 	dir := setup(t)
 	cfg, err := parse(t, dir, "[accounts.work]\nclient_id = \"x\"\n[accounts.home]\nclient_id = \"y\"\n")

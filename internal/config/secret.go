@@ -220,7 +220,11 @@ func (l *loader) secret(key toml.Key, ref string) Secret {
 	_, arg, _ := strings.Cut(ref, ":")
 	switch s.Kind() {
 	case SecretLiteral:
-		l.warnf(key, "the secret is written in the config file; prefer env:VAR, file:PATH, cmd:COMMAND or keyring:NAME")
+		msg := "the secret is written in the config file; prefer env:VAR, file:PATH, cmd:COMMAND or keyring:NAME"
+		if l.mode&0o077 != 0 {
+			msg += fmt.Sprintf(", and the file is open to other users (mode %04o): chmod 600 %s", l.mode.Perm(), l.path)
+		}
+		l.warnf(key, "%s", msg)
 	case SecretEnv, SecretKeyring:
 		if strings.TrimSpace(arg) == "" || strings.ContainsAny(arg, " \t\n") {
 			l.errorf(key, "%s: needs a name without spaces, e.g. %s:MAILOAUTH_SECRET", s.Kind(), s.Kind())
