@@ -32,6 +32,9 @@ func TestAdminConsent(t *testing.T) {
 		{"v2 consent_required", false, func(q url.Values) url.Values {
 			return url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {"AADSTS65004: User declined to consent to access the app."}, "state": {q.Get("state")}}
 		}, nil, "declined"},
+		{"v2 signed in as a non-admin", false, func(q url.Values) url.Values {
+			return url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {"AADSTS90094: The grant requires admin permission."}, "state": {q.Get("state")}}
+		}, nil, "not an administrator of this tenant"},
 		{"unregistered redirect", false, func(q url.Values) url.Values {
 			return url.Values{"error": {"invalid_request"}, "error_description": {"AADSTS50011: The redirect URI 'http://127.0.0.1:1/' specified in the request does not match."}, "state": {q.Get("state")}}
 		}, nil, "register this exact redirect URI"},
@@ -66,7 +69,7 @@ func TestAdminConsent(t *testing.T) {
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("result (-want +got):\n%s", diff)
 				}
-				if !strings.Contains(page, "Signed in") {
+				if !strings.Contains(page, "Consent granted") {
 					t.Errorf("page = %s", page)
 				}
 				return
@@ -75,7 +78,7 @@ func TestAdminConsent(t *testing.T) {
 			if !errors.As(err, &oe) || !strings.Contains(oe.Hint, tt.wantHint) {
 				t.Fatalf("err = %v (hint %q), want hint with %q", err, hintOf(err), tt.wantHint)
 			}
-			if !strings.Contains(page, tt.wantHint) {
+			if !strings.Contains(page, tt.wantHint) || !strings.Contains(page, "Consent failed") {
 				t.Errorf("failure page lacks the hint: %s", page)
 			}
 		})

@@ -18,6 +18,8 @@ var aadstsHints = map[int]string{
 	90002:   "the tenant was not found: check the tenant GUID or domain, and the cloud (a tenant in another national cloud is not found in this one)",
 	90038:   "the tenant belongs to another national cloud: set the account's cloud (usgov, usgov-dod, china)",
 	65001:   "the user or an administrator has not consented to the app's permissions: sign in interactively to consent, or run admin consent for the tenant",
+	90094:   "an administrator must consent to this app for the organization (users may not consent to these permissions): run mailoauth consent ACCOUNT as an administrator, or send one the URL from mailoauth consent ACCOUNT --url-only",
+	90095:   "an administrator must consent to this app for the organization (admin consent workflow): run mailoauth consent ACCOUNT as an administrator, or send one the URL from mailoauth consent ACCOUNT --url-only",
 	65004:   "consent was declined: sign in again and accept the permissions, or ask an administrator",
 	650057:  "the requested permission is not in the app registration: add it under API permissions (e.g. Office 365 Exchange Online > IMAP.AccessAsUser.All) and consent again",
 	65005:   "the app is misconfigured or lacks admin consent for a requested permission: add the API permission to the registration and grant admin consent",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,7 +91,7 @@ func (c *Client) Login(ctx context.Context, o LoginOptions) (*Token, error) {
 			}
 			_, err := ar.CodeFromQuery(q)
 			return err
-		})
+		}, loopback.Pages{})
 	if err != nil {
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
@@ -102,7 +103,7 @@ func (c *Client) Login(ctx context.Context, o LoginOptions) (*Token, error) {
 // gets the final redirect URI (with the listener's port) and returns the
 // URL to open; judge accepts or rejects a redirect query.
 func (c *Client) interact(ctx context.Context, it Interaction, redirectURI, endpoint string,
-	build func(redirect string) (string, error), judge loopback.Handler) (url.Values, error) {
+	build func(redirect string) (string, error), judge loopback.Handler, success loopback.Pages) (url.Values, error) {
 	if redirectURI == "" {
 		redirectURI = DefaultRedirectURI
 	}
@@ -131,13 +132,15 @@ func (c *Client) interact(ctx context.Context, it Interaction, redirectURI, endp
 	var srv *loopback.Server
 	if _, perr := loopback.ParseRedirectURI(redirectURI); perr == nil {
 		var err error
-		srv, err = loopback.Listen(redirectURI, judgeReady, func(err error) string {
+		pages := success
+		pages.Hint = func(err error) string {
 			var oe *Error
 			if errors.As(err, &oe) {
 				return oe.Hint
 			}
 			return ""
-		})
+		}
+		srv, err = loopback.Listen(redirectURI, judgeReady, &pages)
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +228,10 @@ func readPasted(ctx context.Context, it Interaction, judge loopback.Handler, out
 	}
 }
 
+// adminConsentNotAdminHint explains an admin consent refused because the
+// account that signed in holds no admin role.
+const adminConsentNotAdminHint = "the account that signed in is not an administrator of this tenant: sign in as a Global Administrator, Cloud Application Administrator or Application Administrator, or send one of them the URL (mailoauth consent ACCOUNT --url-only)"
+
 // AdminConsentOptions configure an admin consent run.
 type AdminConsentOptions struct {
 	// RedirectURI must be registered for the app; "" means
@@ -267,7 +274,16 @@ func ParseAdminConsent(q url.Values, state string) (*AdminConsentResult, error) 
 		return nil, ErrStateMismatch
 	}
 	if e := ErrorFromQuery("admin consent", q); e != nil {
-		if e.Hint == "" {
+		switch {
+		case e.Code == "access_denied" || e.Code == "permission_denied" || slices.Contains(e.AADSTS, 65004):
+			// Microsoft's own example: consent_required with AADSTS65004
+			// for a declined consent (reference §2.7).
+			e.Hint = "the administrator cancelled or declined the consent: run it again and choose Accept, after checking the permissions the app asks for"
+		case e.Code == "consent_required" || slices.Contains(e.AADSTS, 90094) || slices.Contains(e.AADSTS, 90095):
+			// Otherwise consent_required means the one who signed in
+			// may not consent for the organization.
+			e.Hint = adminConsentNotAdminHint
+		case e.Hint == "":
 			e.Hint = "an administrator of the tenant must sign in and accept; check the app's API permissions and that this redirect URI is registered"
 		}
 		return nil, e
@@ -305,9 +321,12 @@ func (c *Client) AdminConsent(ctx context.Context, o AdminConsentOptions) (*Admi
 			}
 			_, err := ParseAdminConsent(q, state)
 			return err
-		})
+		}, loopback.Pages{SuccessTitle: "Consent granted", FailureTitle: "Consent failed",
+			SuccessMessage: "mailoauth received the administrator's consent. You can close this window and return to the terminal."})
 	if err != nil {
-		return nil, fmt.Errorf("admin consent: %w", err)
+		// Not wrapped: the *Error already names the admin consent
+		// endpoint, and interact's own errors name the response.
+		return nil, err
 	}
 	return ParseAdminConsent(q, state)
 }

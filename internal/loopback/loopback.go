@@ -34,8 +34,8 @@ type Server struct {
 	redirectURI string
 	path        string
 
-	handler Handler            // set once by Listen
-	hintFor func(error) string // set once by Listen
+	handler Handler // set once by Listen
+	pages   Pages   // set once by Listen
 	done    chan result
 
 	mu    sync.Mutex
@@ -90,6 +90,17 @@ func ParseRedirectURI(uri string) (Target, error) {
 	return Target{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: path}, nil
 }
 
+// Pages tailor what the browser is told, so an admin consent does not
+// read "Signed in". The zero value gives the sign-in wording and no hints.
+type Pages struct {
+	// SuccessTitle and SuccessMessage replace the page of an accepted
+	// redirect; FailureTitle the title of a refused one.
+	SuccessTitle, SuccessMessage, FailureTitle string
+	// Hint, if not nil, gives the line of advice shown under an error on
+	// the failure page.
+	Hint func(error) string
+}
+
 // Listen starts listening for redirectURI. A URI without a port gets a free
 // port, filled into RedirectURI (Microsoft ignores the port when matching
 // localhost redirects); a URI with a port is used as written, so it matches
@@ -97,9 +108,8 @@ func ParseRedirectURI(uri string) (Target, error) {
 // 127.0.0.1:9999 for /Callback.
 //
 // h judges every request that arrives on the redirect path; it may be
-// called as soon as Listen returns. hintFor, if not nil, gives the line of
-// advice shown under an error on the failure page.
-func Listen(redirectURI string, h Handler, hintFor func(error) string) (*Server, error) {
+// called as soon as Listen returns. pages may be nil.
+func Listen(redirectURI string, h Handler, pages *Pages) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("loopback: nil handler")
 	}
@@ -111,7 +121,10 @@ func Listen(redirectURI string, h Handler, hintFor func(error) string) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("listen for the redirect on %s (is another sign-in running?): %w", t.Addr, err)
 	}
-	s := &Server{ln: ln, redirectURI: redirectURI, path: t.Path, handler: h, hintFor: hintFor, done: make(chan result, 1)}
+	s := &Server{ln: ln, redirectURI: redirectURI, path: t.Path, handler: h, done: make(chan result, 1)}
+	if pages != nil {
+		s.pages = *pages
+	}
 	if strings.HasSuffix(t.Addr, ":0") {
 		u, _ := url.Parse(redirectURI)
 		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -194,12 +207,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		d := pageData{Title: "Sign-in failed", Message: err.Error(), Failed: true}
-		if s.hintFor != nil {
-			d.Hint = s.hintFor(err)
+		if s.pages.FailureTitle != "" {
+			d.Title = s.pages.FailureTitle
+		}
+		if s.pages.Hint != nil {
+			d.Hint = s.pages.Hint(err)
 		}
 		page.Execute(w, d)
 	} else {
-		page.Execute(w, pageData{Title: "Signed in", Message: "mailoauth received the sign-in. You can close this window and return to the terminal."})
+		d := pageData{Title: "Signed in", Message: "mailoauth received the sign-in. You can close this window and return to the terminal."}
+		if s.pages.SuccessTitle != "" {
+			d.Title = s.pages.SuccessTitle
+		}
+		if s.pages.SuccessMessage != "" {
+			d.Message = s.pages.SuccessMessage
+		}
+		page.Execute(w, d)
 	}
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,7 +108,7 @@ func TestServer(t *testing.T) {
 		}
 	})
 	t.Run("failure page escapes and hints", func(t *testing.T) {
-		s, err := Listen("http://localhost/", judge, func(error) string { return "register this exact redirect URI" })
+		s, err := Listen("http://localhost/", judge, &Pages{Hint: func(error) string { return "register this exact redirect URI" }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,6 +119,36 @@ func TestServer(t *testing.T) {
 		}
 		if _, err := s.Wait(context.Background()); err == nil {
 			t.Error("Wait: no error")
+		}
+	})
+	t.Run("fixed port as written, custom success page", func(t *testing.T) {
+		// A registered redirect with a port (the PKCE how-to's
+		// http://localhost:9999/Callback) is served on that very port of
+		// 127.0.0.1, path case kept, and sent unchanged.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		uri := "http://localhost:" + port + "/Callback"
+		s, err := Listen(uri, judge, &Pages{SuccessTitle: "Consent granted", SuccessMessage: "The administrator consented."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if s.RedirectURI() != uri {
+			t.Errorf("RedirectURI = %q, want %q as registered", s.RedirectURI(), uri)
+		}
+		if st, _, _ := get(t, "http://127.0.0.1:"+port+"/callback?code=x&state=s"); st != 404 {
+			t.Errorf("path of another case: status %d, want 404", st)
+		}
+		st, _, body := get(t, "http://127.0.0.1:"+port+"/Callback?code=x&state=s")
+		if st != 200 || !strings.Contains(body, `class="ok">Consent granted</h1>`) || !strings.Contains(body, "The administrator consented.") {
+			t.Errorf("success: %d %s", st, body)
+		}
+		if q, err := s.Wait(context.Background()); err != nil || q.Get("code") != "x" {
+			t.Errorf("Wait = %v, %v", q, err)
 		}
 	})
 	t.Run("port in use", func(t *testing.T) {
