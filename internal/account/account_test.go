@@ -194,4 +194,10 @@ func TestConsentRefusesMultiTenant(t *testing.T) {
 	if _, err := a.AdminConsentURL(context.Background(), false); !errors.Is(err, ErrMultiTenant) {
 		t.Errorf("common: %v", err)
 	}
+	// organizations lets any organization's administrator consent.
+	m = open(t, "[accounts.org]\nclient_id = \"x\"\ntenant = \"organizations\"\n")
+	a, _ = m.Account("org")
+	if u, err := a.AdminConsentURL(context.Background(), false); err != nil || !strings.Contains(u, "/organizations/v2.0/adminconsent?") {
+		t.Errorf("organizations: %q, %v", u, err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/internal/config"
 	"github.com/mailoauth/mailoauth/oauth"
+	"github.com/mailoauth/mailoauth/provider"
 	"github.com/mailoauth/mailoauth/tokens"
 )
 
@@ -184,8 +185,10 @@ func revoke(ctx context.Context, c *oauth.Client, token string) error {
 }
 
 // ErrMultiTenant is returned by admin consent for an account whose tenant
-// is common, organizations or consumers: consent is per tenant.
-var ErrMultiTenant = errors.New("admin consent needs the tenant's GUID or domain, not a multi-tenant keyword")
+// is common or consumers: consent is per organization, and Microsoft refuses
+// both there. organizations is allowed (reference §1.1): the tenant that
+// consents is then the administrator's own.
+var ErrMultiTenant = errors.New("admin consent needs the tenant's GUID or domain (or organizations), not common or consumers")
 
 // consentScope is the v2 admin consent scope of the account: Exchange's
 // "/.default" when its scopes name any Exchange protocol, else Graph's.
@@ -213,8 +216,8 @@ func (a *Account) checkConsent() error {
 	if a.cfg.Provider != config.Microsoft {
 		return fmt.Errorf("account %s: admin consent is a Microsoft Entra feature; %s has none", a.cfg.Name, a.cfg.Provider)
 	}
-	switch a.cfg.Tenant {
-	case "", "common", "organizations", "consumers":
+	switch strings.ToLower(a.cfg.Tenant) {
+	case "", provider.TenantCommon, provider.TenantConsumers, provider.ConsumersTenantID:
 		return fmt.Errorf("account %s: %w (tenant = %q); set tenant to the customer's tenant id or domain", a.cfg.Name, ErrMultiTenant, a.cfg.Tenant)
 	}
 	return nil
