@@ -45,9 +45,7 @@ func newConsentCmd(g *Globals, runF func(context.Context, *ConsentOptions) error
 	f := cmd.Flags()
 	f.BoolVar(&o.URLOnly, "url-only", false, "print the admin consent URL and exit")
 	f.BoolVar(&o.V1, "v1", false, "use the v1 endpoint (consents to the registered permissions)")
-	f.BoolVar(&o.NoBrowser, "no-browser", false, "print the URL without opening a browser")
-	f.BoolVar(&o.Paste, "paste", false, "read the final redirect URL from stdin")
-	f.DurationVar(&o.Timeout, "timeout", oauth.DefaultTimeout, "how long to wait for the administrator")
+	addBrowserFlags(cmd, &o.NoBrowser, &o.Paste, &o.Timeout, "the administrator")
 	return cmd
 }
 
@@ -86,7 +84,15 @@ func runConsent(ctx context.Context, o *ConsentOptions) error {
 	}
 	lo := &LoginOptions{G: g, NoBrowser: o.NoBrowser, Paste: o.Paste, Timeout: o.Timeout, Browser: o.Browser}
 	ui, stop := loginUI(g, lo)
-	res, err := a.AdminConsent(ctx, o.V1, ui.Interaction)
+	it := ui.Interaction
+	it.ShowURL = func(u string) {
+		fmt.Fprintf(g.ErrOut, "Open this URL and sign in as an administrator of tenant %s (Global Administrator, Cloud Application Administrator\n"+
+			"or Application Administrator) to consent to the app for the whole organization:\n\n  %s\n\n", a.Config().Tenant, u)
+		if it.Paste != nil {
+			fmt.Fprintln(g.ErrOut, "If the browser cannot reach this machine, paste the full URL it ends on here and press Enter.")
+		}
+	}
+	res, err := a.AdminConsent(ctx, o.V1, it)
 	stop()
 	if err != nil {
 		return reportError(g, fmt.Errorf("admin consent for %s: %w", a.Name(), err))

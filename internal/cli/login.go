@@ -53,11 +53,17 @@ func newLoginCmd(g *Globals, runF func(context.Context, *LoginOptions) error) *c
 			return runF(cmd.Context(), o)
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&o.NoBrowser, "no-browser", false, "print the sign-in URL without opening a browser")
-	f.BoolVar(&o.Paste, "paste", false, "read the final redirect URL from stdin (browser on another machine)")
-	f.DurationVar(&o.Timeout, "timeout", oauth.DefaultTimeout, "how long to wait for the browser sign-in")
+	addBrowserFlags(cmd, &o.NoBrowser, &o.Paste, &o.Timeout, "the browser sign-in")
 	return cmd
+}
+
+// addBrowserFlags adds the flags of a browser flow, shared by login and
+// consent so both spell and mean them the same.
+func addBrowserFlags(cmd *cobra.Command, noBrowser, paste *bool, timeout *time.Duration, waitFor string) {
+	f := cmd.Flags()
+	f.BoolVar(noBrowser, "no-browser", false, "print the URL without opening a browser")
+	f.BoolVar(paste, "paste", false, "read the final redirect URL from stdin (browser on another machine; automatic over SSH or without a display)")
+	f.DurationVar(timeout, "timeout", oauth.DefaultTimeout, "how long to wait for "+waitFor)
 }
 
 // noDisplay reports whether a browser opened here could not reach the user:
