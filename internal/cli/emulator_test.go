@@ -80,6 +80,9 @@ func TestEmulatorCommand(t *testing.T) {
 	if b, err := os.ReadFile(certPath); err != nil || !bytes.Contains(b, []byte("PRIVATE KEY")) {
 		t.Errorf("--write-app-cert: %v", err)
 	}
+	if strings.Contains(errOut.String(), "level=") {
+		t.Errorf("logs on stderr without -v: %q", errOut.String())
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -141,7 +144,7 @@ func TestEmulatorCommandScenarioJSON(t *testing.T) {
 	g := &Globals{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, g, []string{"emulator", "--listen", "127.0.0.1:0", "--scenario", file, "--http", "--json"})
+		done <- Run(ctx, g, []string{"-vv", "emulator", "--listen", "127.0.0.1:0", "--scenario", file, "--http", "--json"})
 	}()
 	var got struct {
 		Services []emulator.Service  `json:"services"`
@@ -185,6 +188,10 @@ func TestEmulatorCommandScenarioJSON(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || disc.Issuer != identity+"/"+tenant+"/v2.0" {
 		t.Errorf("discovery: %d %+v %v", resp.StatusCode, disc, err)
+	}
+	// -vv turns on debug logs: each request is logged (without its query).
+	if !strings.Contains(errOut.String(), `level=DEBUG msg="emulator request" method=GET path=/`+tenant+`/v2.0/.well-known/openid-configuration`) {
+		t.Errorf("-vv: no debug log of the request on stderr: %q", errOut.String())
 	}
 	if !strings.Contains(errOut.String(), "warning: no --ca-out FILE") {
 		t.Errorf("no --ca-out warning on stderr: %q", errOut.String())
