@@ -95,7 +95,13 @@ func runLogin(ctx context.Context, o *LoginOptions) error {
 	res, err := a.Login(ctx, ui)
 	stop()
 	if err != nil {
-		return reportError(g, fmt.Errorf("login %s: %w", a.Name(), err))
+		rerr := reportError(g, fmt.Errorf("login %s: %w", a.Name(), err))
+		if se, ok := rerr.(*SilentError); ok && se.Code == ExitRelogin {
+			// Exit code 4 tells scripts to run login; a login that
+			// failed (wrong password, a spent code) is an ordinary error.
+			se.Code = ExitError
+		}
+		return rerr
 	}
 	if g.JSON {
 		return writeJSON(g.Out, res)

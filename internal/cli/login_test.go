@@ -20,6 +20,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
@@ -511,7 +512,9 @@ func TestLoginClientCredentials(t *testing.T) {
 // TestOAuthErrorSurface: reportError prints every *oauth.Error field with
 // --json and the hint on stderr, and maps relogin to exit code 4.
 func TestReportError(t *testing.T) {
-	oe := &oauth.Error{Code: "invalid_grant", AADSTS: []int{700082}, Description: "expired", CorrelationID: "c-1", Hint: "log in again"}
+	oe := &oauth.Error{Code: "invalid_grant", AADSTS: []int{700082}, Description: "expired", CorrelationID: "c-1", Hint: "log in again",
+		TraceID: "t-1", Timestamp: "2026-11-22 01:00:00Z", SubError: "bad_token", URI: "https://login.microsoftonline.com/error?code=700082",
+		HTTPStatus: 400, Endpoint: "token", Claims: `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`, RetryAfter: 30 * time.Second}
 	var out, errOut bytes.Buffer
 	g := &Globals{Out: &out, ErrOut: &errOut, JSON: true}
 	err := reportError(g, fmt.Errorf("refresh: %w", oe))
@@ -525,10 +528,12 @@ func TestReportError(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
+	// Every field of the typed error, as the issue's --json promises.
 	want := errorJSON{Message: "refresh: " + oe.Error(), Code: "invalid_grant", AADSTS: []int{700082}, Description: "expired",
-		CorrelationID: "c-1", Hint: "log in again", ReloginRequired: true}
-	if got.Error.Message != want.Message || got.Error.Code != want.Code || got.Error.CorrelationID != want.CorrelationID || !got.Error.ReloginRequired {
-		t.Errorf("got %+v\nwant %+v", got.Error, want)
+		CorrelationID: "c-1", Hint: "log in again", ReloginRequired: true, TraceID: "t-1", Timestamp: "2026-11-22 01:00:00Z",
+		SubError: "bad_token", URI: oe.URI, HTTPStatus: 400, Endpoint: "token", Claims: oe.Claims, RetryAfter: 30}
+	if diff := cmp.Diff(want, got.Error); diff != "" {
+		t.Errorf("--json error (-want +got):\n%s", diff)
 	}
 }
 
@@ -563,7 +568,7 @@ func TestLoginPassword(t *testing.T) {
 
 	t.Setenv("EMU_ROPC_PASSWORD", "wrong-password")
 	r = e.exec(nil, nil, "login", "ropc")
-	if r.code == 0 || !strings.Contains(r.err, "AADSTS50126") {
+	if r.code != ExitError || !strings.Contains(r.err, "AADSTS50126") || !strings.Contains(r.err, "Hint: the user name or password is wrong") {
 		t.Errorf("wrong password: exit %d\n%s", r.code, r.err)
 	}
 	if strings.Contains(r.err, "wrong-password") {

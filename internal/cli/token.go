@@ -170,6 +170,8 @@ type errorJSON struct {
 	HTTPStatus    int    `json:"http_status,omitempty"`
 	Endpoint      string `json:"endpoint,omitempty"`
 	Hint          string `json:"hint,omitempty"`
+	Claims        string `json:"claims,omitempty"`              // a claims challenge (Conditional Access) to send back
+	RetryAfter    int    `json:"retry_after_seconds,omitempty"` // the server's Retry-After
 	// ReloginRequired and Command: run Command to fix it.
 	ReloginRequired bool   `json:"relogin_required,omitempty"`
 	Command         string `json:"command,omitempty"`
@@ -186,6 +188,7 @@ func reportError(g *Globals, err error) error {
 		ej.Code, ej.AADSTS, ej.Description, ej.SubError = oe.Code, oe.AADSTS, oe.Description, oe.SubError
 		ej.CorrelationID, ej.TraceID, ej.Timestamp, ej.URI = oe.CorrelationID, oe.TraceID, oe.Timestamp, oe.URI
 		ej.HTTPStatus, ej.Endpoint, ej.Hint = oe.HTTPStatus, oe.Endpoint, oe.Hint
+		ej.Claims, ej.RetryAfter = oe.Claims, int(oe.RetryAfter/time.Second)
 	}
 	code := ExitCode(err)
 	if errors.Is(err, tokens.ErrReloginRequired) {
