@@ -29,7 +29,14 @@ type ReloginError struct {
 	Account string
 	Reason  string // the server's answer, e.g. "invalid_grant: AADSTS700082: …"
 	Command string // what the user should run, e.g. "mailoauth login work"
+	// Err is the token endpoint's refusal when this process saw it (an
+	// *oauth.Error with the AADSTS codes and a hint); nil when the state
+	// was read from the store.
+	Err error
 }
+
+// Unwrap returns Err, so errors.As finds the server's *oauth.Error.
+func (e *ReloginError) Unwrap() error { return e.Err }
 
 // Error says which account, why, and the command to run; never a token.
 func (e *ReloginError) Error() string {

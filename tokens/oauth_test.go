@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailoauth/mailoauth/oauth"
 )
 
 // The engine with this module's real token client (package oauth) and its
@@ -99,9 +102,15 @@ func TestSourceWithOAuthClient(t *testing.T) {
 		if !errors.As(err, &re) || !errors.Is(err, ErrReloginRequired) {
 			t.Fatalf("got %v, want a ReloginError", err)
 		}
-		want := &ReloginError{Account: "work", Command: "mailoauth login work", Reason: re.Reason}
-		if diff := cmp.Diff(want, re); diff != "" || !strings.Contains(re.Reason, "700082") {
+		want := ReloginError{Account: "work", Command: "mailoauth login work", Reason: re.Reason}
+		bare := *re
+		bare.Err = nil // checked below
+		if diff := cmp.Diff(want, bare); diff != "" || !strings.Contains(re.Reason, "700082") {
 			t.Errorf("(-want +got):\n%s\nreason: %s", diff, re.Reason)
+		}
+		// The server's error stays reachable, for its AADSTS codes and hint.
+		if oe := (*oauth.Error)(nil); !errors.As(err, &oe) || !slices.Contains(oe.AADSTS, 700082) {
+			t.Errorf("errors.As(*oauth.Error) on %v: %+v", err, oe)
 		}
 		if strings.Contains(err.Error(), "rt-rotated") {
 			t.Error("the error shows the refresh token")

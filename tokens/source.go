@@ -375,7 +375,8 @@ func (s *Source) refresh1(ctx context.Context) (*cached, error) {
 			return nil, err
 		}
 		if now := time.Now(); now.Before(st.RetryAfter) {
-			return nil, fmt.Errorf("refresh %s: not before %s (last error: %s)", acct, st.RetryAfter.Format(time.RFC3339), st.LastError)
+			return nil, fmt.Errorf("refresh %s: waiting until %s (in %s) before asking the token endpoint again; last error: %s",
+				acct, st.RetryAfter.Local().Format(time.TimeOnly), st.RetryAfter.Sub(now).Round(time.Second), st.LastError)
 		}
 		lease, err := s.cfg.Store.Acquire(ctx, acct, s.cfg.Holder, s.cfg.LeaseTTL)
 		if errors.Is(err, ErrLeaseHeld) {
@@ -445,10 +446,11 @@ func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, erro
 			break
 		}
 		cls, after := classify(err)
+		raw := err // the stored reason, without our own "refresh ACCOUNT" prefix
 		err = fmt.Errorf("refresh %s: %w", acct, err)
 		switch cls {
 		case classRelogin:
-			return nil, s.markRelogin(ctx, err)
+			return nil, s.markRelogin(ctx, raw)
 		case classTransient, classThrottled:
 			if attempt < s.cfg.MaxAttempts {
 				d := after
@@ -463,9 +465,9 @@ func (s *Source) refreshLeased(ctx context.Context, lease *Lease) (*cached, erro
 					continue
 				}
 			}
-			return nil, s.markFailed(ctx, err, after)
+			return nil, s.markFailed(ctx, err, raw, after)
 		default:
-			return nil, s.markFailed(ctx, err, 0)
+			return nil, s.markFailed(ctx, err, raw, 0)
 		}
 	}
 	// Store first, hand out after: if this write fails, the caller gets an
@@ -513,7 +515,7 @@ func (s *Source) backoff(attempt int) time.Duration {
 
 func (s *Source) markRelogin(ctx context.Context, cause error) error {
 	acct := s.cfg.Account
-	rerr := &ReloginError{Account: acct, Reason: errorReason(cause), Command: LoginCommand(acct)}
+	rerr := &ReloginError{Account: acct, Reason: errorReason(cause), Command: LoginCommand(acct), Err: cause}
 	st, _ := LoadState(ctx, s.cfg.Store, acct)
 	st.ReloginRequired, st.Reason, st.Command = true, rerr.Reason, rerr.Command
 	st.LastError, st.LastErrorAt = rerr.Reason, time.Now()
@@ -525,11 +527,14 @@ func (s *Source) markRelogin(ctx context.Context, cause error) error {
 	return rerr
 }
 
-func (s *Source) markFailed(ctx context.Context, cause error, after time.Duration) error {
+// markFailed records a failed refresh (reason: the refresher's error) and
+// returns err, the same error with the account named.
+func (s *Source) markFailed(ctx context.Context, err, reason error, after time.Duration) error {
+	cause := err
 	acct := s.cfg.Account
 	st, _ := LoadState(ctx, s.cfg.Store, acct)
 	now := time.Now()
-	st.LastError, st.LastErrorAt = errorReason(cause), now
+	st.LastError, st.LastErrorAt = errorReason(reason), now
 	st.RetryAfter = now.Add(max(after, s.cfg.Cooldown))
 	if err := s.cfg.Store.Put(ctx, nil, StateRecord(acct, st)); err != nil {
 		s.log.Error("cannot record the refresh failure", "err", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mailoauth/mailoauth/internal/account"
+	"github.com/mailoauth/mailoauth/internal/emulator"
 	"github.com/mailoauth/mailoauth/tokens"
 )
 
@@ -242,6 +243,87 @@ func TestConsent(t *testing.T) {
 		r := e.exec(in, watch, "consent", "dev", "--no-browser", "--paste")
 		if r.code != ExitError || !strings.Contains(r.err, "admin consent for dev") {
 			t.Errorf("exit %d\n%s", r.code, r.err)
+		}
+	})
+}
+
+// TestStatusHealth: what `status` and `token` show when refreshing fails.
+// A 429 is recorded in the store with its Retry-After, so the next
+// `mailoauth token` (another process) waits too instead of asking again;
+// a refused refresh token makes the account "relogin" with the command; a
+// new login clears both.
+func TestStatusHealth(t *testing.T) {
+	e := newEmuEnv(t)
+	e.login("dev")
+	dev := func() account.Status {
+		t.Helper()
+		r := e.exec(nil, nil, "status", "--json")
+		var list []account.Status
+		if err := json.Unmarshal([]byte(r.out), &list); err != nil || r.code != 0 {
+			t.Fatalf("status: exit %d, %v\n%s%s", r.code, err, r.out, r.err)
+		}
+		for _, s := range list {
+			if s.Account == "dev" {
+				return s
+			}
+		}
+		t.Fatal("status lists no dev")
+		return account.Status{}
+	}
+
+	t.Run("throttled", func(t *testing.T) {
+		e := e.with(t)
+		if err := e.srv.UpdateSettings(func(s *emulator.Settings) { s.Throttle, s.RetryAfter = true, 120 }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.srv.UpdateSettings(func(s *emulator.Settings) { s.Throttle = false }) })
+		e.expireLocally("dev", "exchange")
+		e.srv.ResetCounts()
+		start := time.Now()
+		for i := range 2 {
+			r := e.exec(nil, nil, "token", "dev")
+			if r.code != ExitError || r.out != "" || !strings.Contains(r.err, "mailoauth: refresh dev") {
+				t.Errorf("token call %d: exit %d, stdout %q, stderr:\n%s", i+1, r.code, r.out, r.err)
+			}
+		}
+		// Retry-After (120 s) is longer than the engine's longest backoff:
+		// no retry in the first call, and the second call does not ask.
+		if n := e.srv.Counts()["token"]; n != 1 {
+			t.Errorf("token endpoint calls = %d, want 1", n)
+		}
+		st := dev()
+		if st.Health != account.HealthError || st.LastError == "" || !strings.Contains(st.NextAction, "retried automatically") {
+			t.Errorf("status after a 429: %+v", st)
+		}
+		if lo, hi := start.Add(110*time.Second), time.Now().Add(121*time.Second); st.RetryAfter.Before(lo) || st.RetryAfter.After(hi) {
+			t.Errorf("retry_after = %v, want about 120 s after %v", st.RetryAfter, start)
+		}
+		human := e.exec(nil, nil, "status")
+		if !strings.Contains(human.out, "dev ") || !strings.Contains(human.out, " error ") || !strings.Contains(human.err, "dev: last error") {
+			t.Errorf("status table:\n%s\n%s", human.out, human.err)
+		}
+	})
+
+	t.Run("relogin", func(t *testing.T) {
+		e := e.with(t)
+		e.login("dev") // a new login clears the throttled state
+		if st := dev(); st.Health != account.HealthOK || st.LastError != "" || !st.RetryAfter.IsZero() {
+			t.Fatalf("status after a new login: %+v", st)
+		}
+		if err := e.srv.RevokeUserSessions("alice@contoso.com"); err != nil {
+			t.Fatal(err)
+		}
+		e.expireLocally("dev", "exchange")
+		if r := e.exec(nil, nil, "token", "dev"); r.code != ExitRelogin {
+			t.Fatalf("token with a revoked refresh token: exit %d\n%s", r.code, r.err)
+		}
+		st := dev()
+		if st.Health != account.HealthRelogin || st.NextAction != "run: mailoauth login dev" || !strings.Contains(st.LastError, "invalid_grant") {
+			t.Errorf("status after invalid_grant: %+v", st)
+		}
+		human := e.exec(nil, nil, "status")
+		if !strings.Contains(human.out, "relogin") || !strings.Contains(human.out, "run: mailoauth login dev") {
+			t.Errorf("status table:\n%s", human.out)
 		}
 	})
 }
