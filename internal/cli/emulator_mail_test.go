@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -25,33 +24,15 @@ func TestEmulatorMailServices(t *testing.T) {
 	imapAddr := ln.Addr().String()
 	ln.Close()
 	caPath := filepath.Join(t.TempDir(), "ca.pem")
-	var out, errOut lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g := &Globals{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, g, []string{"emulator", "--listen", "127.0.0.1:0", "--http", "--ca-out", caPath, "--imap-listen", imapAddr})
-	}()
-	services := map[string]string{}
-	for deadline := time.Now().Add(10 * time.Second); services["graph"] == "" && time.Now().Before(deadline); {
-		select {
-		case code := <-done:
-			t.Fatalf("emulator exited early with %d: %s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		for _, line := range strings.Split(out.String(), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 {
-				services[f[0]] = f[1]
-			}
-		}
-	}
+	c := startEmulatorCmd(t, func(out string) bool { return services(out)["graph"] != "" },
+		"emulator", "--listen", "127.0.0.1:0", "--http", "--ca-out", caPath, "--imap-listen", imapAddr)
+	svc := services(c.out.String())
 	for name, prefix := range map[string]string{
 		"identity": "http://127.0.0.1:", "imap": "imaps://" + imapAddr, "pop3": "pop3s://127.0.0.1:",
 		"smtp": "smtp://127.0.0.1:", "graph": "https://127.0.0.1:",
 	} {
-		if !strings.HasPrefix(services[name], prefix) {
-			t.Errorf("%s line %q, want %s…; stdout:\n%s", name, services[name], prefix, out.String())
+		if !strings.HasPrefix(svc[name], prefix) {
+			t.Errorf("%s line %q, want %s…; stdout:\n%s", name, svc[name], prefix, c.out.String())
 		}
 	}
 
@@ -75,15 +56,7 @@ func TestEmulatorMailServices(t *testing.T) {
 		t.Errorf("imap greeting %q, %v", greeting, err)
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != ExitOK {
-			t.Errorf("exit %d after interrupt: %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("emulator did not stop")
-	}
+	c.stop(t)
 	// Every listener is closed after the command returns.
 	if c, err := net.DialTimeout("tcp", imapAddr, time.Second); err == nil {
 		c.Close()

@@ -33,32 +33,69 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
+// emulatorCmd is `mailoauth emulator` running in-process, as Main runs
+// it: cancelling its context is the SIGINT/SIGTERM Main turns into one.
+type emulatorCmd struct {
+	out, errOut lockedBuffer
+	cancel      context.CancelFunc
+	done        chan int
+}
+
+// startEmulatorCmd runs `mailoauth ARGS...` and waits until ready(stdout)
+// holds; the command must not exit before.
+func startEmulatorCmd(t *testing.T, ready func(stdout string) bool, args ...string) *emulatorCmd {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &emulatorCmd{cancel: cancel, done: make(chan int, 1)}
+	t.Cleanup(cancel)
+	g := &Globals{In: strings.NewReader(""), Out: &c.out, ErrOut: &c.errOut}
+	go func() { c.done <- Run(ctx, g, args) }()
+	for deadline := time.Now().Add(10 * time.Second); !ready(c.out.String()); {
+		select {
+		case code := <-c.done:
+			t.Fatalf("emulator exited early with %d: %s", code, c.errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("emulator not ready after 10s; stdout %q, stderr %q", c.out.String(), c.errOut.String())
+		}
+	}
+	return c
+}
+
+// services reads the "NAME URL" lines the emulator prints.
+func services(stdout string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(stdout, "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			m[f[0]] = f[1]
+		}
+	}
+	return m
+}
+
+// stop interrupts the command and checks it ends with exit code 0.
+func (c *emulatorCmd) stop(t *testing.T) {
+	t.Helper()
+	c.cancel()
+	select {
+	case code := <-c.done:
+		if code != ExitOK {
+			t.Errorf("exit code %d after interrupt: %s", code, c.errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not stop")
+	}
+}
+
 func TestEmulatorCommand(t *testing.T) {
 	dir := t.TempDir()
 	caPath, certPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "app.pem")
-	var out, errOut lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g := &Globals{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, g, []string{"emulator", "--listen", "127.0.0.1:0", "--ca-out", caPath, "--write-app-cert", certPath})
-	}()
-	var url string
-	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); {
-		select {
-		case code := <-done:
-			t.Fatalf("emulator exited early with %d: %s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		for _, line := range strings.Split(out.String(), "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[0] == "identity" {
-				url = f[1]
-			}
-		}
-	}
+	c := startEmulatorCmd(t, func(out string) bool { return services(out)["graph"] != "" },
+		"emulator", "--listen", "127.0.0.1:0", "--ca-out", caPath, "--write-app-cert", certPath)
+	url := services(c.out.String())["identity"]
 	if !strings.HasPrefix(url, "https://127.0.0.1:") {
-		t.Fatalf("no identity line in %q", out.String())
+		t.Fatalf("no identity line in %q", c.out.String())
 	}
 	caPEM, err := os.ReadFile(caPath)
 	if err != nil {
@@ -68,8 +105,8 @@ func TestEmulatorCommand(t *testing.T) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		t.Fatal("--ca-out is not a PEM certificate")
 	}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := c.Get(url + "/common/v2.0/.well-known/openid-configuration")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(url + "/common/v2.0/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,18 +117,10 @@ func TestEmulatorCommand(t *testing.T) {
 	if b, err := os.ReadFile(certPath); err != nil || !bytes.Contains(b, []byte("PRIVATE KEY")) {
 		t.Errorf("--write-app-cert: %v", err)
 	}
-	if strings.Contains(errOut.String(), "level=") {
-		t.Errorf("logs on stderr without -v: %q", errOut.String())
+	if strings.Contains(c.errOut.String(), "level=") {
+		t.Errorf("logs on stderr without -v: %q", c.errOut.String())
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != ExitOK {
-			t.Errorf("exit code %d after interrupt: %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("emulator did not stop")
-	}
+	c.stop(t)
 }
 
 func TestEmulatorCommandRejects(t *testing.T) {
@@ -138,30 +167,14 @@ func TestEmulatorCommandScenarioJSON(t *testing.T) {
 	if err := os.WriteFile(file, []byte(sc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g := &Globals{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, g, []string{"-vv", "emulator", "--listen", "127.0.0.1:0", "--scenario", file, "--http", "--json"})
-	}()
+	c := startEmulatorCmd(t, func(out string) bool { return strings.HasSuffix(out, "\n") },
+		"-vv", "emulator", "--listen", "127.0.0.1:0", "--scenario", file, "--http", "--json")
 	var got struct {
 		Services []emulator.Service  `json:"services"`
 		Demo     emulator.DemoValues `json:"demo"`
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.HasSuffix(out.String(), "\n"); {
-		select {
-		case code := <-done:
-			t.Fatalf("emulator exited early with %d: %s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no JSON line; stderr: %s", errOut.String())
-		}
-	}
-	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
-		t.Fatalf("--json output %q: %v", out.String(), err)
+	if err := json.Unmarshal([]byte(c.out.String()), &got); err != nil {
+		t.Fatalf("--json output %q: %v", c.out.String(), err)
 	}
 	var names []string
 	for _, s := range got.Services {
@@ -190,19 +203,11 @@ func TestEmulatorCommandScenarioJSON(t *testing.T) {
 		t.Errorf("discovery: %d %+v %v", resp.StatusCode, disc, err)
 	}
 	// -vv turns on debug logs: each request is logged (without its query).
-	if !strings.Contains(errOut.String(), `level=DEBUG msg="emulator request" method=GET path=/`+tenant+`/v2.0/.well-known/openid-configuration`) {
-		t.Errorf("-vv: no debug log of the request on stderr: %q", errOut.String())
+	if !strings.Contains(c.errOut.String(), `level=DEBUG msg="emulator request" method=GET path=/`+tenant+`/v2.0/.well-known/openid-configuration`) {
+		t.Errorf("-vv: no debug log of the request on stderr: %q", c.errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "warning: no --ca-out FILE") {
-		t.Errorf("no --ca-out warning on stderr: %q", errOut.String())
+	if !strings.Contains(c.errOut.String(), "warning: no --ca-out FILE") {
+		t.Errorf("no --ca-out warning on stderr: %q", c.errOut.String())
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != ExitOK {
-			t.Errorf("exit code %d after interrupt: %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("emulator did not stop")
-	}
+	c.stop(t)
 }
