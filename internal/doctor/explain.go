@@ -20,7 +20,9 @@ func (r *run) explain(step, what string, err error) Finding {
 	reg := "Microsoft Entra admin center → App registrations → the app with Application (client) ID " + a.ClientID
 	login := "run mailoauth login " + a.Name
 	var oe *oauth.Error
-	if !errors.As(err, &oe) {
+	// A ReloginError wraps the server's *oauth.Error; its own words (from
+	// the reason the store keeps for every process) come first.
+	if re := (*tokens.ReloginError)(nil); errors.As(err, &re) || !errors.As(err, &oe) {
 		if errors.Is(err, tokens.ErrReloginRequired) {
 			f.Relogin = true
 			f.Words = reloginWords(&f, err)
