@@ -25,9 +25,17 @@ type Message struct {
 	SaveToSentItems *bool
 }
 
+// MaxSendMailRequest is the largest sendMail request Graph takes: 4 MB for
+// the JSON, attachments included (base64 makes them a third larger). Larger
+// files need an upload session, which this package does not do.
+const MaxSendMailRequest = 4 << 20
+
+// ErrTooLarge is a sendMail request over MaxSendMailRequest, refused before
+// it is sent: Graph would only answer 413 after the whole upload.
+var ErrTooLarge = errors.New("message too large for Graph sendMail")
+
 // Attachment is a file attachment (#microsoft.graph.fileAttachment). Graph
-// limits a sendMail request to 4 MB in total; larger files need an upload
-// session, which this package does not do.
+// limits a sendMail request to 4 MB in total (MaxSendMailRequest).
 type Attachment struct {
 	Name        string
 	ContentType string // e.g. from mailclient.DetectContentType
@@ -99,6 +107,9 @@ func (c *Client) SendMail(ctx context.Context, mb Mailbox, msg *Message) error {
 	body, err := json.Marshal(&b)
 	if err != nil {
 		return fmt.Errorf("graph sendMail: %w", err)
+	}
+	if len(body) > MaxSendMailRequest {
+		return fmt.Errorf("graph sendMail: the request with its attachments is %.1f MB, over Graph's 4 MB: %w", float64(len(body))/(1<<20), ErrTooLarge)
 	}
 	if _, err := c.do(ctx, http.MethodPost, c.base()+mb.path()+"/sendMail", body, http.StatusAccepted); err != nil {
 		return fmt.Errorf("graph sendMail as %s: %w", mb, err)

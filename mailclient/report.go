@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailoauth/mailoauth/graph"
 	"github.com/mailoauth/mailoauth/internal/pop3"
 	"github.com/mailoauth/mailoauth/sasl"
 )
@@ -247,6 +248,8 @@ func hint(proto Protocol, step, reply string, err error) string {
 		return "the server's certificate is not valid (expired or not yet valid): check the server and the local clock"
 	case errors.Is(err, errNoStartTLS):
 		return "the server does not offer STARTTLS, and logging in over plain text would expose the token: use the implicit TLS URL (imaps, pop3s, smtps) if the server has one"
+	case errors.Is(err, graph.ErrTooLarge):
+		return "Graph takes at most 4 MB per message, attachments included (a third larger once base64-encoded): send it over SMTP instead"
 	case errors.Is(err, sasl.ErrNoMechanism):
 		return "the server offers no OAuth mechanism here; OAuth may need to be enabled on the server, or (SMTP) only be offered after STARTTLS"
 	}

@@ -204,6 +204,19 @@ func TestSendFailures(t *testing.T) {
 			}
 		}
 	})
+	t.Run("graph with an attachment over 4 MB", func(t *testing.T) {
+		big := filepath.Join(t.TempDir(), "big.bin")
+		must(t, os.WriteFile(big, make([]byte, 3500<<10), 0o600))
+		code, _, errOut := runCLI(t, env.ConfigFile, "hi\n", "send", "demo", "--via", "graph", "--to", env.User, "--attach", big)
+		if code != ExitError {
+			t.Errorf("exit code %d, want %d", code, ExitError)
+		}
+		for _, w := range []string{"FAIL send", "over Graph's 4 MB", "hint: Graph takes at most 4 MB per message", "send it over SMTP instead"} {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, errOut)
+			}
+		}
+	})
 	t.Run("not signed in", func(t *testing.T) {
 		fresh := startDemoEnv(t, false)
 		code, _, errOut := runCLI(t, fresh.ConfigFile, "hi\n", "send", "demo", "--to", fresh.User, "--via", "graph")
