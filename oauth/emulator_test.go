@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
@@ -110,4 +111,93 @@ func TestDeviceFlowEmulator(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestWebAppEmulator is the confidential web app (the Deskpro case)
+// against the emulator: AuthCodeURL with an https redirect and no listener,
+// the user's sign-in, ParseRedirect and Exchange with a client secret or a
+// certificate (PS256 + x5t#S256 by default, RS256 + x5t, x5c), then a
+// Refresh sending Graph's scopes that turns the one refresh token into a
+// Graph token (rotated every time). A secret's ID pasted instead of its
+// value gets AADSTS7000215 and the hint, without the secret.
+func TestWebAppEmulator(t *testing.T) {
+	e, err := emulator.New(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo := e.Demo()
+	certPEM, keyPEM, err := e.AppCertificate(demo.ConfidentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadCert := func(alg jose.SignatureAlgorithm, x5c bool) ClientAuth {
+		c, err := LoadCertificate(append(certPEM, keyPEM...), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Alg, c.SendX5C = alg, x5c
+		return c
+	}
+	p, err := provider.Microsoft(provider.MicrosoftOptions{Tenant: demo.TenantID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const redirect = "https://localhost/callback" // a registered Web redirect: nothing listens on it
+	exchange := []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access"}
+	graph := []string{"https://graph.microsoft.com/Mail.Send", "offline_access"}
+	for _, tt := range []struct {
+		name string
+		auth ClientAuth
+	}{
+		{"client secret", ClientSecret{Secret: demo.ConfidentialSecret}},
+		{"certificate PS256 x5t#S256", loadCert("", false)},
+		{"certificate RS256 x5t with x5c", loadCert(jose.RS256, true)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Client{HTTP: &http.Client{Transport: handlerTransport{e.Handler()}}, Provider: p, ClientID: demo.ConfidentialID, Auth: tt.auth}
+			ar, err := c.AuthCodeURL(redirect, append(exchange, graph[0]), AuthOptions{LoginHint: "alice@contoso.com"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.SignIn(nil, "authorize", emulator.SignInRequest{URL: ar.URL, Username: demo.Users[0], Password: demo.Passwords[0]})
+			if err != nil || res.RedirectURL == "" {
+				t.Fatalf("sign-in: %v %+v", err, res)
+			}
+			code, err := ar.ParseRedirect(res.RedirectURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := c.Exchange(t.Context(), ar, code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, ok := e.Lookup(tok.AccessToken)
+			if !ok || at.Audience != "https://outlook.office.com" || at.UPN != "alice@contoso.com" || tok.RefreshToken == "" {
+				t.Fatalf("exchange token: %+v (known %t), refresh %t", at, ok, tok.RefreshToken != "")
+			}
+			g, err := c.Refresh(t.Context(), tok.RefreshToken, graph)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gt, ok := e.Lookup(g.AccessToken); !ok || gt.Audience != "https://graph.microsoft.com" {
+				t.Errorf("refresh with Graph's scopes: audience %q (known %t)", gt.Audience, ok)
+			}
+			if g.RefreshToken == "" || g.RefreshToken == tok.RefreshToken {
+				t.Errorf("the rotated refresh token was not returned")
+			}
+		})
+	}
+	t.Run("the secret's ID instead of its value", func(t *testing.T) {
+		const secretID = "5f0c8a9e-3c1d-4b7a-9e2f-1a2b3c4d5e6f"
+		c := &Client{HTTP: &http.Client{Transport: handlerTransport{e.Handler()}}, Provider: p, ClientID: demo.ConfidentialID, Auth: ClientSecret{Secret: secretID}}
+		_, err := c.ClientCredentials(t.Context(), []string{"https://outlook.office365.com/.default"})
+		var oe *Error
+		if !errors.As(err, &oe) || oe.FirstAADSTS() != 7000215 || !strings.Contains(oe.Hint, "secret's ID instead of its Value") ||
+			oe.CorrelationID == "" || !errors.Is(err, ErrInvalidClient) {
+			t.Fatalf("err = %v (%+v)", err, oe)
+		}
+		if strings.Contains(err.Error(), secretID) {
+			t.Error("the error shows the secret")
+		}
+	})
 }
