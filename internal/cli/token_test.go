@@ -314,8 +314,18 @@ func TestStatusHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.expireLocally("dev", "exchange")
-		if r := e.exec(nil, nil, "token", "dev"); r.code != ExitRelogin {
+		// The process that saw the refusal passes on the server's codes and hint.
+		r := e.exec(nil, nil, "token", "dev", "--json")
+		if r.code != ExitRelogin {
 			t.Fatalf("token with a revoked refresh token: exit %d\n%s", r.code, r.err)
+		}
+		var ej struct{ Error errorJSON }
+		if err := json.Unmarshal([]byte(r.out), &ej); err != nil {
+			t.Fatalf("%v\n%s", err, r.out)
+		}
+		if !ej.Error.ReloginRequired || ej.Error.Command != "mailoauth login dev" || ej.Error.Code != "invalid_grant" ||
+			len(ej.Error.AADSTS) == 0 || ej.Error.Hint == "" || !strings.Contains(r.err, "Hint: ") {
+			t.Errorf("token --json after invalid_grant: %+v\nstderr:\n%s", ej.Error, r.err)
 		}
 		st := dev()
 		if st.Health != account.HealthRelogin || st.NextAction != "run: mailoauth login dev" || !strings.Contains(st.LastError, "invalid_grant") {
