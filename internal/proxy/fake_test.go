@@ -230,6 +230,17 @@ func (f *fakeUpstream) serve(c net.Conn) {
 				w("250-STARTTLS")
 				w("250-AUTH XOAUTH2 OAUTHBEARER")
 				w("250 8BITMIME")
+			case "STARTTLS":
+				if tlsConf == nil {
+					w("454 4.7.0 TLS not available")
+					continue
+				}
+				w("220 2.0.0 Ready to start TLS")
+				tc := tls.Server(c, tlsConf)
+				if tc.Handshake() != nil {
+					return
+				}
+				c, r = tc, bufio.NewReader(tc)
 			case "AUTH":
 				_, ir, _ := strings.Cut(arg, " ")
 				if tokenOK(ir) {

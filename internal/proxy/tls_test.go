@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -176,5 +177,37 @@ func TestUpstreamImplicitTLS(t *testing.T) {
 			want = "< a1 NO [UNAVAILABLE] The mail server refused the proxy's login; see the proxy's log"
 		}
 		e2.dial().run("< "+imapGreeting, "> a1 LOGIN "+testEmail+" "+quoteIMAP(testPass), want)
+	}
+}
+
+// TestUpstreamSTARTTLS: an upstream URL with STARTTLS upgrades before
+// login and verifies the certificate like implicit TLS does.
+func TestUpstreamSTARTTLS(t *testing.T) {
+	srvTLS, pool := testCert(t)
+	e := newEnv(t, "smtp", nil)
+	e.fake.mu.Lock()
+	e.fake.tls = srvTLS
+	e.fake.mu.Unlock()
+	for _, trust := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trusted=%v", trust), func(t *testing.T) {
+			up := e.fake.server()
+			up.Security = mailclient.StartTLS
+			cfg := &tls.Config{} // system roots: the fake's certificate is not among them
+			if trust {
+				cfg = &tls.Config{RootCAs: pool}
+			}
+			e2 := newEnv(t, "smtp", func(c *Config) {
+				c.Accounts[0].Upstream = up
+				c.Accounts[0].UpstreamTLS = cfg
+			})
+			want := "< 235 2.7.0 Authentication successful"
+			if !trust {
+				want = "< 454 4.7.0 The mail server refused the proxy's login; see the proxy's log"
+			}
+			e2.dial().run("< "+smtpGreeting, "> AUTH PLAIN "+plainIR(testEmail, testPass), want)
+			if !trust && !strings.Contains(e2.logs.String(), "certificate") {
+				t.Errorf("the log does not say the certificate failed:\n%s", e2.logs.String())
+			}
+		})
 	}
 }
