@@ -135,6 +135,7 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 	}
 	user := "store:" + id
 	useKeyring := !opts.NoKeyring
+	var keyringErr error
 	if useKeyring {
 		s, err := keyring.Get(keyringService, user)
 		if err == nil {
@@ -147,19 +148,26 @@ func resolveKey(ctx context.Context, b backend, id, keyFile string, opts *Option
 		if !errors.Is(err, keyring.ErrNotFound) {
 			// No keyring service (or it hung): don't wait for it a second time.
 			log.Debug("keyring unavailable", "err", err)
-			useKeyring = false
+			useKeyring, keyringErr = false, err
 		}
 	}
 	// No key anywhere. A store that already holds data needs its old key.
 	if _, err := b.meta(ctx, metaKeyCheck, nil); err == nil {
 		if _, serr := b.meta(ctx, metaSalt, nil); serr == nil {
-			return nil, fmt.Errorf("store %s: %w; give that passphrase", id, ErrPassphraseRequired)
+			return nil, fmt.Errorf("%w; give that passphrase", ErrPassphraseRequired)
 		}
 		where := "the OS keyring"
-		if keyFile != "" {
-			where += " or " + keyFile
+		switch {
+		case opts.NoKeyring:
+			where = "the OS keyring (not used)"
+		case keyringErr != nil:
+			// The key may be in a keyring that is locked or not running.
+			where = fmt.Sprintf("the OS keyring, which did not answer (%v)", keyringErr)
 		}
-		return nil, fmt.Errorf("store %s is encrypted but its key is in neither %s; restore the key file or log in again into a new store", id, where)
+		if keyFile != "" {
+			where = keyFile + " nor in " + where
+		}
+		return nil, fmt.Errorf("the store is encrypted but its key is neither in %s; restore the key file, unlock the keyring that holds it, or log in again into a new store", where)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}

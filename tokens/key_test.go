@@ -88,22 +88,45 @@ func TestKeyFileFallback(t *testing.T) {
 	}
 }
 
+// TestKeyMissingForExistingStore: a store whose key is gone is never given a
+// new key (its records would be lost), and the error says where the key was
+// looked for, including a keyring that did not answer (locked, not running).
 func TestKeyMissingForExistingStore(t *testing.T) {
-	keyring.MockInitWithError(errors.New("no D-Bus session"))
-	t.Cleanup(keyring.MockInit)
-	path := filepath.Join(t.TempDir(), "tokens.db")
-	s, err := Open(t.Context(), "sqlite:"+path, &Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name      string
+		keyring   error // nil: a working keyring without the entry
+		noKeyring bool
+		want      string
+	}{
+		{"keyring without the key", nil, false, "key is neither in KEYFILE nor in the OS keyring; restore the key file"},
+		{"keyring not answering", keyring.ErrTimeout, false, "nor in the OS keyring, which did not answer (keyring get mailoauth: keyring did not answer in time)"},
+		{"keyring not used", nil, true, "nor in the OS keyring (not used)"},
 	}
-	s.Close()
-	os.Remove(path + ".key")
-	_, err = Open(t.Context(), "sqlite:"+path, nil)
-	if err == nil || !strings.Contains(err.Error(), "key") {
-		t.Fatalf("open without its key: got %v, want an error about the key", err)
-	}
-	if _, serr := os.Stat(path + ".key"); serr == nil {
-		t.Error("a new key file was made for a store that already has data")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keyring.MockInitWithError(errors.New("no D-Bus session"))
+			t.Cleanup(keyring.MockInit)
+			path := filepath.Join(t.TempDir(), "tokens.db")
+			s, err := Open(t.Context(), "sqlite:"+path, &Options{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			os.Remove(path + ".key")
+			if tt.keyring != nil {
+				keyring.MockInitWithError(tt.keyring)
+			} else {
+				keyring.MockInit()
+			}
+			_, err = Open(t.Context(), "sqlite:"+path, &Options{NoKeyring: tt.noKeyring, Logger: slog.New(slog.DiscardHandler)})
+			want := strings.ReplaceAll(tt.want, "KEYFILE", path+".key")
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("open without its key: got %v, want an error containing %q", err, want)
+			}
+			if _, serr := os.Stat(path + ".key"); serr == nil {
+				t.Error("a new key file was made for a store that already has data")
+			}
+		})
 	}
 }
 
