@@ -37,7 +37,8 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 
 // TestCopyBuffered: bytes arrive intact and in order; an idle-style reader
 // (short reads) is read with the small buffer, a bulk one with the full
-// one, and the full one is given back after the first short read.
+// one, and the full one is given back after a read the small one would
+// have held.
 func TestCopyBuffered(t *testing.T) {
 	fill := func(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 	tests := []struct {
@@ -49,6 +50,11 @@ func TestCopyBuffered(t *testing.T) {
 		{"bulk then idle", [][]byte{fill(relaySmall+relayBufSize*2+7, 'c'), fill(3, 'd')},
 			// small fills → full buffer while reads fill it → short read → small again
 			[]int{relaySmall, relayBufSize, relayBufSize, relayBufSize, relaySmall}},
+		// A TLS reader returns at most one record per Read: after the small
+		// read took the first 2 KiB of a record, the rest (14 KiB) must not
+		// send the relay back to the small buffer for every record.
+		{"TLS records", [][]byte{fill(relayBufSize, 'e'), fill(relayBufSize, 'f'), fill(relayBufSize, 'g'), fill(relaySmall+1, 'h'), fill(3, 'i')},
+			[]int{relaySmall, relayBufSize, relayBufSize, relayBufSize, relayBufSize, relayBufSize}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

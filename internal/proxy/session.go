@@ -351,10 +351,16 @@ func (ss *session) relay(acct *Account, u *upConn) {
 // of its life, and whatever buffer it waits with stays allocated, so it
 // waits with a small one (relaySmall, enough for the short lines of an
 // interactive or IDLE session) and borrows a full-size one (relayBufSize,
-// one TLS record's plaintext) from a pool only while a transfer fills its
-// reads, giving it back after the first short read. A fixed 16 KiB buffer
-// per direction (or io.Copy's 32 KiB) would cost 32-64 KiB per idle
-// session.
+// one TLS record's plaintext) from a pool once a read fills the small one,
+// giving it back after a read the small one would have held. A fixed
+// 16 KiB buffer per direction (or io.Copy's 32 KiB) would cost 32-64 KiB
+// per idle session.
+//
+// "Would have held", not "did not fill the big one": a tls.Conn read
+// returns at most the rest of one record, so after the small read took
+// the first 2 KiB of a record the next read is 14 KiB. Giving the big
+// buffer back then made every record of a bulk FETCH two reads and two
+// writes (2 + 14 KiB).
 const (
 	relayBufSize = 16 << 10
 	relaySmall   = 2 << 10
@@ -376,7 +382,7 @@ func copyConn(dst, src net.Conn) {
 
 // copyBuffered copies src to dst until either fails, reading into a small
 // buffer while reads come back short and into a pooled full-size one while
-// they fill it (see relaySmall). Every read's bytes are written before the
+// a transfer is under way (see relaySmall). Every read's bytes are written before the
 // next read, so nothing waits in a buffer for more input.
 func copyBuffered(dst io.Writer, src io.Reader) {
 	small := make([]byte, relaySmall)
@@ -403,7 +409,7 @@ func copyBuffered(dst io.Writer, src io.Reader) {
 		switch {
 		case big == nil && n == len(small):
 			big = relayBufs.Get().(*[]byte)
-		case big != nil && n < len(*big):
+		case big != nil && n < len(small):
 			relayBufs.Put(big)
 			big = nil
 		}
