@@ -29,6 +29,11 @@ func TestAdminHTTPAPI(t *testing.T) {
 			}
 		}},
 		{"settings reject unknown keys", "POST", "/_emulator/settings", map[string]any{"throtle": true}, 400, nil},
+		{"body over 1 MiB", "POST", "/_emulator/users/update", map[string]any{"user": strings.Repeat("a", 2<<20)}, 400, func(t *testing.T, r reply) {
+			if !strings.Contains(r.str("error"), "bad JSON body") {
+				t.Errorf("oversized body: %s", r.raw)
+			}
+		}},
 		{"settings reject unknown cloud", "POST", "/_emulator/settings", map[string]any{"loopback_cloud": "mars"}, 400, nil},
 		{"user update unknown user", "POST", "/_emulator/users/update", map[string]any{"user": "nobody@contoso.com"}, 404, nil},
 		{"user update", "POST", "/_emulator/users/update", map[string]any{"user": "alice@contoso.com", "mfa_required": true}, 200, func(t *testing.T, _ reply) {
