@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -105,8 +106,18 @@ func runEmulator(cmd *cobra.Command, g *Globals, o *emulatorOptions) error {
 		for _, s := range srv.Services() {
 			fmt.Fprintf(g.Out, "%-9s %s\n", s.Name, s.URL)
 		}
-		fmt.Fprintf(g.ErrOut, "tenant %s (%s), public app %s, confidential app %s, users %v\n",
-			demo.TenantID, demo.TenantDomain, demo.PublicClientID, demo.ConfidentialID, demo.Users)
+		fmt.Fprintf(g.ErrOut, "tenant %s (%s), public app %s, confidential app %s\n",
+			demo.TenantID, demo.TenantDomain, demo.PublicClientID, demo.ConfidentialID)
+		// The scenario's made-up users, with the passwords to type on its
+		// sign-in pages (they exist nowhere but in this emulator).
+		var users []string
+		for i, u := range demo.Users {
+			if i < len(demo.Passwords) && demo.Passwords[i] != "" {
+				u += " (password " + demo.Passwords[i] + ")"
+			}
+			users = append(users, u)
+		}
+		fmt.Fprintf(g.ErrOut, "users: %s\n", strings.Join(users, ", "))
 		fmt.Fprintln(g.ErrOut, "admin API under "+srv.URL+"/_emulator/ ; press Ctrl-C to stop")
 	}
 	<-cmd.Context().Done()

@@ -117,6 +117,9 @@ func TestEmulatorCommand(t *testing.T) {
 	if b, err := os.ReadFile(certPath); err != nil || !bytes.Contains(b, []byte("PRIVATE KEY")) {
 		t.Errorf("--write-app-cert: %v", err)
 	}
+	if !strings.Contains(c.errOut.String(), "users: alice@contoso.com (password Alice-Pa55word), bob@contoso.com (password Bob-Pa55word)\n") {
+		t.Errorf("stderr does not say how to sign in: %q", c.errOut.String())
+	}
 	if strings.Contains(c.errOut.String(), "level=") {
 		t.Errorf("logs on stderr without -v: %q", c.errOut.String())
 	}
