@@ -165,7 +165,7 @@ func (ss *session) imapLogin(tag, user, pass string) bool {
 	case errors.Is(err, loginTooMany):
 		return ss.write(tag+" NO [LIMIT] Too many connections for this account\r\n") != nil
 	case err != nil:
-		return ss.write(tag+" NO [UNAVAILABLE] The mail server refused the proxy's login; see the proxy's log\r\n") != nil
+		return ss.write(tag+" NO [UNAVAILABLE] "+upstreamFailure(err)+"\r\n") != nil
 	}
 	if ss.write(tag+" OK "+final+"\r\n") != nil {
 		ss.s.releaseAccount(acct.Name)

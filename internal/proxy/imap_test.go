@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -274,7 +276,7 @@ func TestIMAPUpstreamRejectsToken(t *testing.T) {
 	start := time.Now()
 	c.run("< "+imapGreeting,
 		"> a1 LOGIN "+testEmail+" "+quoteIMAP(testPass),
-		"< a1 NO [UNAVAILABLE] The mail server refused the proxy's login; see the proxy's log",
+		"< a1 NO [UNAVAILABLE] The mail server refused the account's token; see the proxy's log",
 		"> a2 NOOP",
 		"< a2 OK NOOP completed",
 	)
@@ -295,7 +297,7 @@ func TestIMAPUpstreamDown(t *testing.T) {
 	e.fake.ln.Close()
 	e.dial().run("< "+imapGreeting,
 		"> a1 LOGIN "+testEmail+" "+quoteIMAP(testPass),
-		"< a1 NO [UNAVAILABLE] The mail server refused the proxy's login; see the proxy's log",
+		"< a1 NO [UNAVAILABLE] The proxy could not connect to the mail server; see the proxy's log",
 	)
 	if _, _, rej := e.counts(); len(rej) != 0 {
 		t.Errorf("Rejected called for a connection failure: %v", rej)
@@ -317,5 +319,25 @@ func TestNoLocalPassword(t *testing.T) {
 	}
 	if _, n, _ := e.counts(); n != 0 {
 		t.Errorf("%d token requests, want 0", n)
+	}
+}
+
+// TestIMAPNoToken: when the token layer has no token (a login is needed),
+// the client hears that, not that the server refused, and the log has the
+// token layer's words.
+func TestIMAPNoToken(t *testing.T) {
+	e := newEnv(t, "imap", func(c *Config) {
+		c.Token = func(context.Context, string, string) (string, error) {
+			return "", errors.New("work: login needed: run mailoauth login work")
+		}
+	})
+	e.dial().run("< "+imapGreeting,
+		"> a1 LOGIN "+testEmail+" "+quoteIMAP(testPass),
+		"< a1 NO [UNAVAILABLE] The proxy has no token for this account; see the proxy's log")
+	if log := e.logs.String(); !strings.Contains(log, "run mailoauth login work") {
+		t.Errorf("log lacks the token layer's error:\n%s", log)
+	}
+	if _, _, rej := e.counts(); len(rej) != 0 {
+		t.Errorf("Rejected called without a token: %v", rej)
 	}
 }

@@ -143,7 +143,7 @@ func (ss *session) pop3Login(user, pass string) bool {
 	case errors.Is(err, loginTooMany):
 		return ss.write("-ERR [IN-USE] Too many connections for this account\r\n") != nil
 	case err != nil:
-		return ss.write("-ERR [SYS/TEMP] The mail server refused the proxy's login; see the proxy's log\r\n") != nil
+		return ss.write("-ERR [SYS/TEMP] "+upstreamFailure(err)+"\r\n") != nil
 	}
 	if ss.write("+OK Logged in\r\n") != nil {
 		ss.s.releaseAccount(acct.Name)

@@ -131,7 +131,7 @@ func TestPOP3UpstreamRejectsToken(t *testing.T) {
 	e.dial().run("< "+pop3Greeting,
 		"> USER "+testEmail, "< +OK",
 		"> PASS "+testPass,
-		"< -ERR [SYS/TEMP] The mail server refused the proxy's login; see the proxy's log",
+		"< -ERR [SYS/TEMP] The mail server refused the account's token; see the proxy's log",
 	)
 	_, acks, _ := e.fake.stats()
 	if diff := cmp.Diff([]string{""}, acks); diff != "" {

@@ -181,7 +181,10 @@ type loginError int
 const (
 	loginBadPassword loginError = iota + 1 // wrong user or password
 	loginTooMany                           // MaxConnectionsPerAccount reached
-	loginUpstream                          // upstream unreachable or refused
+	loginNoToken                           // the token layer had no token
+	loginUnreachable                       // upstream connection or TLS failed
+	loginRefused                           // upstream refused the token
+	loginUpstream                          // any other upstream login failure
 )
 
 func (e loginError) Error() string {
@@ -190,9 +193,26 @@ func (e loginError) Error() string {
 		return "authentication failed"
 	case loginTooMany:
 		return "too many connections for this account"
+	case loginNoToken:
+		return "the proxy has no token for this account"
+	case loginUnreachable:
+		return "the proxy could not connect to the mail server"
+	case loginRefused:
+		return "the mail server refused the account's token"
 	default:
-		return "the mail server refused the proxy's login"
+		return "the proxy could not log in to the mail server"
 	}
+}
+
+// upstreamFailure is the text a client sees when the upstream half of its
+// login failed: it names which half (no token, no connection, a refusal),
+// because a mail program shows it to the user, and points to the log,
+// which has the details.
+func upstreamFailure(err error) string {
+	le := loginUpstream
+	errors.As(err, &le)
+	msg := le.Error()
+	return strings.ToUpper(msg[:1]) + msg[1:] + "; see the proxy's log"
 }
 
 // checkPassword runs the local half of a login: the account by email, the
@@ -243,13 +263,13 @@ func (ss *session) upstreamLogin(acct *Account, login func(u *upConn, ctx contex
 	if err != nil {
 		ss.s.releaseAccount(acct.Name)
 		ss.s.log.Error("no token for the account", "account", acct.Name, "err", err)
-		return "", nil, loginUpstream
+		return "", nil, loginNoToken
 	}
 	u, err := dialUpstream(ctx, acct)
 	if err != nil {
 		ss.s.releaseAccount(acct.Name)
 		ss.s.log.Error("upstream connection failed", "account", acct.Name, "upstream", acct.Upstream.String(), "err", err)
-		return "", nil, loginUpstream
+		return "", nil, loginUnreachable
 	}
 	ss.mu.Lock()
 	if ss.closing {
@@ -295,9 +315,9 @@ func (ss *session) upstreamLogin(acct *Account, login func(u *upConn, ctx contex
 		if ss.s.cfg.Rejected != nil {
 			ss.s.cfg.Rejected(hctx, acct.Name, tok, rej.err)
 		}
-	} else {
-		ss.s.log.Error("upstream login failed", "account", acct.Name, "upstream", acct.Upstream.String(), "err", err)
+		return "", nil, loginRefused
 	}
+	ss.s.log.Error("upstream login failed", "account", acct.Name, "upstream", acct.Upstream.String(), "err", err)
 	return "", nil, loginUpstream
 }
 

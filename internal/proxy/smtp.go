@@ -175,7 +175,7 @@ func (ss *session) smtpLogin(user, pass string) bool {
 	case errors.Is(err, loginTooMany):
 		return ss.write("421 4.7.0 Too many connections for this account\r\n") != nil
 	case err != nil:
-		return ss.write("454 4.7.0 The mail server refused the proxy's login; see the proxy's log\r\n") != nil
+		return ss.write("454 4.7.0 "+upstreamFailure(err)+"\r\n") != nil
 	}
 	if ss.write("235 2.7.0 Authentication successful\r\n") != nil {
 		ss.s.releaseAccount(acct.Name)

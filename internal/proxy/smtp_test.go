@@ -162,7 +162,7 @@ func TestSMTPUpstreamRejectsToken(t *testing.T) {
 	e.token = "expired-token"
 	e.dial().run("< "+smtpGreeting,
 		"> AUTH PLAIN "+plainIR(testEmail, testPass),
-		"< 454 4.7.0 The mail server refused the proxy's login; see the proxy's log",
+		"< 454 4.7.0 The mail server refused the account's token; see the proxy's log",
 		"> QUIT", "< 221 2.0.0 Bye",
 	)
 	_, acks, _ := e.fake.stats()

@@ -174,7 +174,7 @@ func TestUpstreamImplicitTLS(t *testing.T) {
 		})
 		want := "< a1 OK [CAPABILITY IMAP4rev1 IDLE MOVE] Logged in"
 		if !trust {
-			want = "< a1 NO [UNAVAILABLE] The mail server refused the proxy's login; see the proxy's log"
+			want = "< a1 NO [UNAVAILABLE] The proxy could not connect to the mail server; see the proxy's log"
 		}
 		e2.dial().run("< "+imapGreeting, "> a1 LOGIN "+testEmail+" "+quoteIMAP(testPass), want)
 	}
@@ -202,7 +202,7 @@ func TestUpstreamSTARTTLS(t *testing.T) {
 			})
 			want := "< 235 2.7.0 Authentication successful"
 			if !trust {
-				want = "< 454 4.7.0 The mail server refused the proxy's login; see the proxy's log"
+				want = "< 454 4.7.0 The proxy could not log in to the mail server; see the proxy's log"
 			}
 			e2.dial().run("< "+smtpGreeting, "> AUTH PLAIN "+plainIR(testEmail, testPass), want)
 			if !trust && !strings.Contains(e2.logs.String(), "certificate") {
