@@ -96,6 +96,14 @@ func (ss *session) imap() {
 				}
 				continue
 			}
+			if len(cmd.args) == 1 && ss.needsTLS() {
+				// Refuse before the "+" that would ask for the password in
+				// clear text.
+				if ss.write(cmd.tag+" NO [PRIVACYREQUIRED] Run STARTTLS first\r\n") != nil {
+					return
+				}
+				continue
+			}
 			var resp string
 			if len(cmd.args) == 2 {
 				resp = cmd.args[1]

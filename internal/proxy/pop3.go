@@ -88,6 +88,14 @@ func (ss *session) pop3() {
 				}
 				continue
 			}
+			if !hasIR && ss.needsTLS() {
+				// Refuse before the "+" that would ask for the password in
+				// clear text.
+				if !ss.pop3Err("[AUTH] Run STLS first") {
+					return
+				}
+				continue
+			}
 			if !hasIR {
 				var ok bool
 				ir, ok, err = ss.saslResponse("+ \r\n", "-ERR Line too long\r\n", "-ERR Authentication cancelled\r\n")

@@ -73,6 +73,8 @@ func TestLocalSTARTTLS(t *testing.T) {
 		c.run("< * OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID STARTTLS LOGINDISABLED] proxy.test mailoauth proxy ready",
 			"> a1 LOGIN "+testEmail+" "+quoteIMAP(testPass),
 			"< a1 NO [PRIVACYREQUIRED] Run STARTTLS first",
+			"> a0 AUTHENTICATE PLAIN",
+			"< a0 NO [PRIVACYREQUIRED] Run STARTTLS first",
 			"> a2 STARTTLS",
 			"< a2 OK Begin TLS negotiation now")
 		if !strings.Contains(e.logs.String(), "did not run STARTTLS first") {
@@ -103,6 +105,7 @@ func TestLocalSTARTTLS(t *testing.T) {
 			"> CAPA", "< +OK Capability list follows", "< STLS", "< .",
 			"> USER "+testEmail, "< -ERR [AUTH] Run STLS first",
 			"> AUTH PLAIN "+plainIR(testEmail, testPass), "< -ERR [AUTH] Run STLS first",
+			"> AUTH PLAIN", "< -ERR [AUTH] Run STLS first",
 			"> STLS", "< +OK Begin TLS negotiation")
 		if !strings.Contains(e.logs.String(), "did not run STARTTLS first") {
 			t.Errorf("no log line says why the login before STARTTLS was refused:\n%s", e.logs.String())
