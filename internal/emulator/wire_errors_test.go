@@ -97,6 +97,9 @@ func TestTokenErrors(t *testing.T) {
 		{"7000218 client credentials without a credential", func(w *wireEnv) reply {
 			return ccg(w, "contoso.com", "scope", appOnly)
 		}, want{400, "invalid_client", 7000218, ""}},
+		{"7000218 ROPC with public client flows off", func(w *wireEnv) reply {
+			return w.post(tokenPath("contoso.com"), form("grant_type", "password", "client_id", appN, "username", "alice@contoso.com", "password", "alice-pw", "scope", imapScope))
+		}, want{400, "invalid_client", 7000218, ""}},
 		{"700025 public client sends a secret", func(w *wireEnv) reply {
 			d, _ := deviceCode(w, appP)
 			return poll(w, appP, d, "client_secret", "x")
