@@ -419,3 +419,50 @@ func TestTokenRejectionsDue(t *testing.T) {
 		t.Errorf("due (-want +got):\n%s", diff)
 	}
 }
+
+// TestProxyListenAddress: the proxy listens on loopback unless the config
+// names another address, which is accepted with warnings (checked with
+// config check, so the test never binds a non-loopback address); an
+// address without a host is refused rather than taken as every interface.
+func TestProxyListenAddress(t *testing.T) {
+	tests := []struct {
+		listen, tls string
+		code        int
+		want        []string // in stderr
+		not         []string
+	}{
+		{"", "none", ExitOK, nil, []string{"warning"}}, // the default, 127.0.0.1:1993
+		{"127.0.0.1:1993", "none", ExitOK, nil, []string{"warning"}},
+		{"[::1]:1993", "none", ExitOK, nil, []string{"warning"}},
+		{"0.0.0.0:1993", "none", ExitOK, []string{"accepts connections from other machines on 0.0.0.0", "local passwords cross the network in plain text"}, nil},
+		{"192.168.1.10:1587", "starttls", ExitOK, []string{"accepts connections from other machines on 192.168.1.10"}, []string{"plain text"}},
+		{":1993", "none", ExitConfig, []string{"name the address: 127.0.0.1:1993"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listen, func(t *testing.T) {
+			file := writeProxyConfig(t, "imaps://imap.example.test")
+			data, _ := os.ReadFile(file)
+			doc := strings.Replace(string(data), `listen = "127.0.0.1:0"`, fmt.Sprintf("tls = %q", tt.tls), 1)
+			if tt.listen != "" {
+				doc += fmt.Sprintf("listen = %q\n", tt.listen)
+			}
+			os.WriteFile(file, []byte(doc), 0o600)
+			var out, errOut bytes.Buffer
+			g := &Globals{ConfigPath: file, In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+			code := Run(context.Background(), g, []string{"--config", file, "config", "check"})
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, errOut.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(errOut.String(), w) {
+					t.Errorf("stderr has %q:\n%s", w, errOut.String())
+				}
+			}
+		})
+	}
+}
