@@ -45,6 +45,7 @@ func dial(ctx context.Context, srv Server, opts Options, rec *recorder) (net.Con
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	rec.armGreeting(conn, opts.GreetingTimeout)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	rec.ok("connect", "connected to "+conn.RemoteAddr().String())
 	if srv.Security != ImplicitTLS {

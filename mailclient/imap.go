@@ -45,6 +45,7 @@ func CheckIMAP(ctx context.Context, srv Server, opts Options) (*Report, error) {
 	if err := c.WaitGreeting(); err != nil {
 		return rec.rep, rec.fail("greeting", "no usable greeting", err)
 	}
+	rec.greeted()
 	mechs := c.Caps().AuthMechanisms()
 	rec.ok("capabilities", "offers "+mechList(mechs))
 

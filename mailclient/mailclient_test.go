@@ -3,9 +3,12 @@ package mailclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/mail"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -588,5 +591,73 @@ func TestCheckDispatch(t *testing.T) {
 	rep, err := CheckPOP3(ctx(t), Server{Protocol: IMAP, Host: "127.0.0.1", Port: 1}, Options{User: user})
 	if err == nil || len(rep.Steps) != 1 {
 		t.Errorf("CheckPOP3 on an IMAP url: %v %v", err, rep)
+	}
+}
+
+// TestSilentServer checks the greeting timeout: a server that accepts and
+// says nothing (an implicit-TLS port reached with a STARTTLS URL waits for
+// our TLS hello as we wait for its greeting) fails in GreetingTimeout with
+// a hint naming the TLS URL, instead of hanging until ctx ends.
+func TestSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never written to
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	addr := ln.Addr().String()
+	tests := []struct {
+		scheme, wantHint string
+	}{
+		{"imap", fmt.Sprintf("port %d may expect TLS from the start; try imaps://%s", port, addr)},
+		{"pop3", fmt.Sprintf("port %d may expect TLS from the start; try pop3s://%s", port, addr)},
+		{"smtp", fmt.Sprintf("port %d may expect TLS from the start; try smtps://%s", port, addr)},
+		{"imaps", "check the host and port, and that this port takes TLS from the start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scheme, func(t *testing.T) {
+			rep, err := Check(ctx(t), mustURL(t, tt.scheme, addr), Options{User: user, Token: tok, GreetingTimeout: 50 * time.Millisecond})
+			if !errors.Is(err, errNoAnswer) {
+				t.Fatalf("err = %v, want errNoAnswer\n%s", err, rep)
+			}
+			last := rep.Steps[len(rep.Steps)-1]
+			if !strings.Contains(last.Hint, tt.wantHint) || !strings.Contains(last.Error, "the server sent nothing within 50ms") {
+				t.Errorf("last step %+v\nwant hint %q and the timeout in the error", last, tt.wantHint)
+			}
+		})
+	}
+}
+
+// TestTLSURLOnPlainPort checks the hint for imaps:// aimed at a port that
+// greets in plain text (a STARTTLS port).
+func TestTLSURLOnPlainPort(t *testing.T) {
+	addr, _ := scriptServer(t, []step{{send: []string{"* OK IMAP4rev1 ready"}}}, nil)
+	rep, err := Check(ctx(t), mustURL(t, "imaps", addr), Options{User: user, Token: tok})
+	if err == nil {
+		t.Fatalf("imaps on a plain port worked:\n%s", rep)
+	}
+	last := rep.Steps[len(rep.Steps)-1]
+	if last.Name != "tls" || !strings.Contains(last.Hint, "use imap:// for a STARTTLS port") {
+		t.Errorf("last step %+v, want a tls failure hinting at imap://", last)
 	}
 }

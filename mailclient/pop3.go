@@ -57,6 +57,7 @@ func CheckPOP3(ctx context.Context, srv Server, opts Options) (*Report, error) {
 			return rec.rep, rec.fail("capabilities", "CAPA failed", capaErr)
 		}
 	}
+	rec.greeted()
 	mechs := caps["SASL"]
 	if caps == nil {
 		// A server without CAPA (RFC 2449 is optional) does not list its

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -40,7 +41,20 @@ type Options struct {
 	Recent int
 	// Logger gets one debug line per step; nil discards.
 	Logger *slog.Logger
+	// GreetingTimeout bounds the wait for the server to answer at all:
+	// connect, TLS handshake, greeting, STARTTLS and capabilities. 0 means
+	// DefaultGreetingTimeout. Without it a STARTTLS URL aimed at an
+	// implicit-TLS port (imap://host:993) waits forever: each side waits
+	// for the other to speak first. Later steps are bounded by ctx only.
+	GreetingTimeout time.Duration
 }
+
+// DefaultGreetingTimeout is Options.GreetingTimeout's default: servers
+// greet within a second or two, and a slow network gets ample margin.
+const DefaultGreetingTimeout = 20 * time.Second
+
+// errNoAnswer marks a failure caused by the greeting timeout.
+var errNoAnswer = errors.New("the server sent nothing")
 
 // Report is what a check or a send did, step by step, in order. The last
 // step is the one that failed, if any.
@@ -140,8 +154,34 @@ func (r *Report) String() string {
 // recorder builds a Report and logs each step.
 type recorder struct {
 	rep   *Report
+	srv   Server
 	log   *slog.Logger
 	start time.Time
+	// greeting closes the connection when the server does not answer in
+	// time; timedOut says it did.
+	greeting        *time.Timer
+	greetingTimeout time.Duration
+	timedOut        atomic.Bool
+}
+
+// armGreeting closes conn unless greeted is called within the greeting
+// timeout.
+func (r *recorder) armGreeting(conn net.Conn, d time.Duration) {
+	if d <= 0 {
+		d = DefaultGreetingTimeout
+	}
+	r.greetingTimeout = d
+	r.greeting = time.AfterFunc(d, func() {
+		r.timedOut.Store(true)
+		conn.Close()
+	})
+}
+
+// greeted stops the greeting timer: the server answered.
+func (r *recorder) greeted() {
+	if r.greeting != nil {
+		r.greeting.Stop()
+	}
 }
 
 func newRecorder(srv Server, opts Options) *recorder {
@@ -151,6 +191,7 @@ func newRecorder(srv Server, opts Options) *recorder {
 	}
 	return &recorder{
 		rep:   &Report{Server: srv.URL(), Protocol: srv.Protocol, User: opts.User},
+		srv:   srv,
 		log:   log.With("server", srv.URL(), "user", opts.User),
 		start: time.Now(),
 	}
@@ -165,6 +206,10 @@ func (r *recorder) ok(name, detail string) {
 // fail records a failed step and returns the error for the caller to
 // return, wrapped with the step's name.
 func (r *recorder) fail(name, detail string, err error) error {
+	r.greeted()
+	if r.timedOut.Load() {
+		err = fmt.Errorf("%w within %s (%w)", errNoAnswer, r.greetingTimeout, err)
+	}
 	s := Step{Name: name, Detail: detail, Error: err.Error(), Elapsed: time.Since(r.start)}
 	s.Reply = replyOf(err)
 	var ae *sasl.AuthError
@@ -172,6 +217,9 @@ func (r *recorder) fail(name, detail string, err error) error {
 		s.Status, s.Scope = ae.Status, ae.Scope
 	}
 	s.Hint = hint(r.rep.Protocol, name, s.Reply, err)
+	if errors.Is(err, errNoAnswer) {
+		s.Hint = noAnswerHint(r.srv)
+	}
 	r.rep.Steps = append(r.rep.Steps, s)
 	r.log.Debug("mail step failed", "step", name, "reply", s.Reply, "err", err)
 	r.start = time.Now()
@@ -246,6 +294,8 @@ func hint(proto Protocol, step, reply string, err error) string {
 		return "the server's certificate does not name this host: use the host name the certificate is for"
 	case errors.As(err, &cie):
 		return "the server's certificate is not valid (expired or not yet valid): check the server and the local clock"
+	case errors.As(err, new(tls.RecordHeaderError)):
+		return "this port does not start with TLS (it answered in plain text): use " + string(proto) + ":// for a STARTTLS port, or the protocol's TLS port"
 	case errors.Is(err, errNoStartTLS):
 		return "the server does not offer STARTTLS, and logging in over plain text would expose the token: use the implicit TLS URL (imaps, pop3s, smtps) if the server has one"
 	case errors.Is(err, graph.ErrTooLarge):
@@ -279,4 +329,13 @@ func Check(ctx context.Context, srv Server, opts Options) (*Report, error) {
 		return CheckSMTP(ctx, srv, opts)
 	}
 	return nil, fmt.Errorf("check %s: unknown protocol %q", srv.URL(), srv.Protocol)
+}
+
+// noAnswerHint explains a server that said nothing: most often a port that
+// wants TLS from the start reached with a STARTTLS or plain URL.
+func noAnswerHint(srv Server) string {
+	if srv.Security == ImplicitTLS {
+		return "the server did not answer: check the host and port, and that this port takes TLS from the start (" + string(srv.Protocol) + "s://); for STARTTLS ports use " + string(srv.Protocol) + "://"
+	}
+	return fmt.Sprintf("the server did not answer: port %d may expect TLS from the start; try %ss://%s", srv.Port, srv.Protocol, srv.Addr())
 }

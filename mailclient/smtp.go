@@ -101,6 +101,7 @@ func smtpLogin(ctx context.Context, srv Server, opts Options, rec *recorder) (*s
 			return fail("greeting", "greeting or EHLO failed", err)
 		}
 	}
+	rec.greeted()
 	if dl, ok := ctx.Deadline(); ok {
 		c.CommandTimeout = time.Until(dl)
 		c.SubmissionTimeout = time.Until(dl)
