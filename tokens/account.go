@@ -291,11 +291,14 @@ type AccountInfo struct {
 	Scope []string `json:"scope,omitempty"`
 	// Access maps each resource with a cached access token to its expiry.
 	Access map[string]time.Time `json:"access,omitempty"`
+	// RefreshDue maps each resource with a cached access token to when it
+	// is due for refresh (RefreshDue); absent for a token without expiry.
+	RefreshDue map[string]time.Time `json:"refresh_due,omitempty"`
 }
 
 // Inspect summarises an account's records without revealing any token.
 func Inspect(ctx context.Context, s Store, account string) (AccountInfo, error) {
-	info := AccountInfo{Account: account, Access: map[string]time.Time{}}
+	info := AccountInfo{Account: account, Access: map[string]time.Time{}, RefreshDue: map[string]time.Time{}}
 	recs, err := s.Records(ctx, account)
 	if err != nil {
 		return info, err
@@ -319,6 +322,10 @@ func Inspect(ctx context.Context, s Store, account string) (AccountInfo, error) 
 				return info, err
 			}
 			info.Access[res] = tok.Expiry
+			if due := RefreshDue(tok, r.Updated); !due.IsZero() {
+				// The record was written right after the token was received.
+				info.RefreshDue[res] = due
+			}
 		}
 	}
 	return info, nil

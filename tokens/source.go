@@ -88,6 +88,10 @@ const (
 	EventRelogin   = "relogin"
 )
 
+// DefaultMargin is Config.Margin's default: without a refresh_in hint, a
+// token is refreshed this long before it expires.
+const DefaultMargin = 5 * time.Minute
+
 // expiryDelta: a token is not handed out in its last seconds, so it does not
 // expire in flight (golang.org/x/oauth2 uses the same 10 seconds).
 const expiryDelta = 10 * time.Second
@@ -146,7 +150,7 @@ func NewSource(cfg Config) (*Source, error) {
 			*d = v
 		}
 	}
-	def(&cfg.Margin, 5*time.Minute)
+	def(&cfg.Margin, DefaultMargin)
 	def(&cfg.Jitter, 30*time.Second)
 	def(&cfg.Backoff, time.Second)
 	def(&cfg.MaxBackoff, 30*time.Second)
@@ -309,20 +313,36 @@ func (s *Source) newCached(tok *oauth.Token, issued time.Time) *cached {
 		return c
 	}
 	c.expiry = tok.Expiry.Add(-expiryDelta)
-	life := tok.Expiry.Sub(issued)
-	at := tok.RefreshAt
-	if at.IsZero() || !at.Before(tok.Expiry) {
-		margin := s.cfg.Margin
-		if life < 2*margin {
-			margin = life / 2
-		}
-		at = tok.Expiry.Add(-margin)
-	}
-	if j := min(s.cfg.Jitter, life/10); j > 0 {
+	at := dueAt(tok, issued, s.cfg.Margin)
+	if j := min(s.cfg.Jitter, tok.Expiry.Sub(issued)/10); j > 0 {
 		at = at.Add(-rand.N(j))
 	}
 	c.refreshAt = at
 	return c
+}
+
+// dueAt is when tok, received at issued, is due for refresh before jitter:
+// the server's refresh_in hint, else margin before expiry, or half its life
+// for a token living less than twice margin.
+func dueAt(tok *oauth.Token, issued time.Time, margin time.Duration) time.Time {
+	if at := tok.RefreshAt; !at.IsZero() && at.Before(tok.Expiry) {
+		return at
+	}
+	if life := tok.Expiry.Sub(issued); life < 2*margin {
+		margin = max(life/2, 0) // a token expired on arrival is due at once
+	}
+	return tok.Expiry.Add(-margin)
+}
+
+// RefreshDue is when a Source with the default margin refreshes tok,
+// received at issued, before its jitter (which only moves it earlier): for
+// `mailoauth status` and a daemon's schedule. Zero for a token without an
+// expiry.
+func RefreshDue(tok *oauth.Token, issued time.Time) time.Time {
+	if tok.Expiry.IsZero() {
+		return time.Time{}
+	}
+	return dueAt(tok, issued, DefaultMargin)
 }
 
 // loadStored returns the stored access token for this resource, if any,

@@ -671,6 +671,9 @@ func TestInspect(t *testing.T) {
 			Account: "work", State: State{LastRefresh: time.Now()}, HasRefreshToken: true,
 			Scope:  []string{"offline_access"},
 			Access: map[string]time.Time{"imap": time.Now().Add(-time.Minute), "graph": time.Now().Add(time.Hour)},
+			// Stored now: imap expired before it was stored, so it is due at
+			// its expiry; graph 5 minutes before.
+			RefreshDue: map[string]time.Time{"imap": time.Now().Add(-time.Minute), "graph": time.Now().Add(55 * time.Minute)},
 		}
 		if diff := cmp.Diff(want, info); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
@@ -757,4 +760,39 @@ func TestSourceResourcesTakeTurns(t *testing.T) {
 			t.Errorf("refresh tokens used (-want +got):\n%s", diff)
 		}
 	})
+}
+
+func TestRefreshDue(t *testing.T) {
+	issued := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		expiresIn time.Duration
+		refreshIn time.Duration // 0: no hint
+		want      time.Duration // after issued; -1: zero time
+	}{
+		{"margin", time.Hour, 0, 55 * time.Minute},
+		{"refresh_in hint", time.Hour, 30 * time.Minute, 30 * time.Minute},
+		{"hint after expiry ignored", time.Hour, 2 * time.Hour, 55 * time.Minute},
+		{"short-lived: half its life", 6 * time.Minute, 0, 3 * time.Minute},
+		{"expired on arrival: at once", -time.Minute, 0, -time.Minute},
+		{"no expiry", 0, 0, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := &oauth.Token{AccessToken: "at"}
+			if tt.expiresIn != 0 {
+				tok.Expiry = issued.Add(tt.expiresIn)
+			}
+			if tt.refreshIn != 0 {
+				tok.RefreshAt = issued.Add(tt.refreshIn)
+			}
+			want := time.Time{}
+			if tt.want != -1 {
+				want = issued.Add(tt.want)
+			}
+			if diff := cmp.Diff(want, RefreshDue(tok, issued)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
 }

@@ -32,6 +32,9 @@ type ResourceStatus struct {
 	Resource string    `json:"resource"`
 	Expiry   time.Time `json:"expiry,omitzero"`
 	Valid    bool      `json:"valid"`
+	// RefreshDue is when the next token request (a mail client's, or the
+	// daemon's) refreshes it; up to the engine's jitter earlier.
+	RefreshDue time.Time `json:"refresh_due,omitzero"`
 }
 
 // Status is what `mailoauth status` reports about an account: facts about
@@ -67,7 +70,7 @@ func (a *Account) Status(ctx context.Context) (Status, error) {
 		now = a.m.opts.Now()
 	}
 	for res, exp := range info.Access {
-		st.Access = append(st.Access, ResourceStatus{Resource: res, Expiry: exp, Valid: exp.IsZero() || now.Before(exp)})
+		st.Access = append(st.Access, ResourceStatus{Resource: res, Expiry: exp, Valid: exp.IsZero() || now.Before(exp), RefreshDue: info.RefreshDue[res]})
 	}
 	slices.SortFunc(st.Access, func(x, y ResourceStatus) int { return strings.Compare(x.Resource, y.Resource) })
 	st.Scopes = info.Scope

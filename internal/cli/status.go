@@ -25,7 +25,8 @@ func newStatusCmd(g *Globals, runF func(context.Context, *StatusOptions) error) 
 		Short: "Show every account: logged in or not, token expiry, health, what to do next",
 		Long: "status lists the accounts of the config with what the token store knows: whether they\n" +
 			"are logged in, the expiry of each cached access token, the last refresh, health (ok,\n" +
-			"logged-out, relogin, error) and the next action. It makes no network request.",
+			"logged-out, relogin, error) and the next action: the command to run, or when the next\n" +
+			"refresh is due (done by the next token request). It makes no network request.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF == nil {
@@ -88,7 +89,7 @@ func runStatus(ctx context.Context, o *StatusOptions) error {
 			email = "-"
 		}
 		if next == "" {
-			next = "-"
+			next = nextRefresh(now, st.Access)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Account, st.Health, email, toks, last, next)
 	}
@@ -101,6 +102,26 @@ func runStatus(ctx context.Context, o *StatusOptions) error {
 		}
 	}
 	return nil
+}
+
+// nextRefresh is the NEXT column of a healthy account: when its first
+// cached token is due for refresh, which the next token request (a mail
+// client's or the daemon's) does by itself.
+func nextRefresh(now time.Time, access []account.ResourceStatus) string {
+	var first time.Time
+	for _, r := range access {
+		if !r.RefreshDue.IsZero() && (first.IsZero() || r.RefreshDue.Before(first)) {
+			first = r.RefreshDue
+		}
+	}
+	switch d := first.Sub(now).Round(time.Second); {
+	case first.IsZero():
+		return "-"
+	case d <= 0:
+		return "refresh due now"
+	default:
+		return "refresh in " + d.String()
+	}
 }
 
 // relTime says when a token expires, relative to now.

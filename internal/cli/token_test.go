@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,8 +181,11 @@ func TestStatusLogout(t *testing.T) {
 	if len(st) != 8 {
 		t.Errorf("status lists %d accounts, want 8 (every account of the config)", len(st))
 	}
+	if ex := dev.Access[0]; !ex.RefreshDue.Equal(ex.Expiry.Add(-5 * time.Minute)) {
+		t.Errorf("exchange refresh due %v, want 5 minutes before its expiry %v", ex.RefreshDue, ex.Expiry)
+	}
 	human := e.exec(nil, nil, "status")
-	if human.code != 0 || !strings.Contains(human.out, "dev ") || !strings.Contains(human.out, "exchange expires in") {
+	if human.code != 0 || !regexp.MustCompile(`(?m)^dev .*exchange expires in \S+ .* refresh in \S+$`).MatchString(human.out) {
 		t.Errorf("status table:\n%s\n%s", human.out, human.err)
 	}
 

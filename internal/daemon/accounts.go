@@ -178,19 +178,13 @@ func (ma *managerAccounts) stored(ctx context.Context, name string, tok *oauth.T
 }
 
 // nextRefresh is when tok is due, as the refresh engine decides it without
-// its jitter: the server's refresh_in hint, else 5 minutes (the engine's
-// default margin) before expiry. The engine's own time is never later (its
-// jitter moves it earlier), so a token asked for at this time is refreshed.
-// Short-lived tokens are asked for again at half their remaining life.
+// its jitter (tokens.RefreshDue, taking now as its arrival). The engine's
+// own time is never later (its jitter moves it earlier), so a token asked
+// for at this time is refreshed. One already due is asked for again at half
+// its remaining life.
 func nextRefresh(tok *oauth.Token, now time.Time) time.Time {
-	if tok.Expiry.IsZero() {
-		return time.Time{}
-	}
-	at := tok.RefreshAt
-	if at.IsZero() || !at.Before(tok.Expiry) {
-		at = tok.Expiry.Add(-5 * time.Minute)
-	}
-	if !at.After(now) {
+	at := tokens.RefreshDue(tok, now)
+	if !at.IsZero() && !at.After(now) {
 		at = now.Add(tok.Expiry.Sub(now) / 2)
 	}
 	return at
