@@ -286,3 +286,20 @@ func emailFromIDToken(idToken string) string {
 	}
 	return ""
 }
+
+// NextRefresh is when the refresh engine of resource ("imap", "graph"…)
+// refreshes the token it holds, jitter included; zero before the account's
+// first Token call for it. The daemon sleeps until then.
+func (a *Account) NextRefresh(resource string) time.Time {
+	key, err := a.cacheKey(resource)
+	if err != nil {
+		return time.Time{}
+	}
+	a.mu.Lock()
+	s := a.sources[key]
+	a.mu.Unlock()
+	if s == nil {
+		return time.Time{}
+	}
+	return s.NextRefresh()
+}

@@ -371,3 +371,35 @@ func TestClientNoDaemon(t *testing.T) {
 		})
 	}
 }
+
+// TestManagerNextRefresh: the daemon sleeps until the refresh engine's own
+// time (its jitter included, so daemons sharing a store spread out), which
+// lies within the jitter before the token is due.
+func TestManagerNextRefresh(t *testing.T) {
+	e := newEnv(t, time.Now().Add(time.Hour))
+	opts := account.Options{Store: e.store}
+	m, err := account.Open(t.Context(), e.cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := FromManager(m, opts)
+	res, err := acc.Resources(t.Context(), "work")
+	if err != nil || len(res) != 1 {
+		t.Fatalf("resources %v, %v; want the one logged-in resource", res, err)
+	}
+	tok, next, err := acc.Token(t.Context(), "work", res[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.Account("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if engine := a.NextRefresh(resourceFor(res[0])); engine.IsZero() || !next.Equal(engine) {
+		t.Errorf("daemon wakes at %v, the engine refreshes at %v", next, engine)
+	}
+	due := tok.Expiry.Add(-tokens.DefaultMargin)
+	if next.After(due) || next.Before(due.Add(-time.Minute)) {
+		t.Errorf("next refresh %v, want within the jitter before %v", next, due)
+	}
+}
