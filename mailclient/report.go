@@ -312,7 +312,8 @@ func hint(proto Protocol, step, reply string, err error) string {
 
 func exchangeTokenHint(proto, delegatedScope, appRole string) string {
 	return "the server gave no detail. On Exchange Online check: the token is an Exchange Online token, not a Graph one " +
-		"(delegated scope " + delegatedScope + ", or https://outlook.office365.com/.default for apps); the user is the mailbox address; " +
+		"(delegated scope " + delegatedScope + ", or https://outlook.office365.com/.default for apps); the user is the mailbox address " +
+		"(for a shared mailbox, the signed-in user has FullAccess on it, Add-MailboxPermission); " +
 		proto + " is enabled for the mailbox; for app-only tokens the app has " + appRole + " with admin consent, its service principal " +
 		"is registered in Exchange (New-ServicePrincipal) and has FullAccess on the mailbox (Add-MailboxPermission)"
 }

@@ -50,6 +50,14 @@ func TestSharedMailboxUserToken(t *testing.T) {
 		t.Errorf("check used /me (alice's own mailbox) for the shared mailbox:\n%s", out)
 	}
 
+	// Without FullAccess, Exchange's generic refusal; the hint names it.
+	must(t, env.Emulator.ChangeExchange(emulator.ExchangeChange{Tenant: env.Demo.TenantID, User: alice, Mailbox: bob, FullAccess: ptr(false)}))
+	code, out, _ = runCLI(t, env.ConfigFile, "", "check", "shared", "--imap")
+	if code != ExitError || !strings.Contains(out, "server said: NO AUTHENTICATE failed.") || !strings.Contains(out, "the signed-in user has FullAccess on it") {
+		t.Errorf("shared mailbox without FullAccess: exit %d\n%s", code, out)
+	}
+	must(t, env.Emulator.ChangeExchange(emulator.ExchangeChange{Tenant: env.Demo.TenantID, User: alice, Mailbox: bob, FullAccess: ptr(true)}))
+
 	for _, via := range []string{"smtp", "graph"} {
 		subject := "from the shared box via " + via
 		code, out, errOut := runCLI(t, env.ConfigFile, "body\n", "send", "shared", "--to", alice, "--subject", subject, "--via", via)
