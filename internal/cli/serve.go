@@ -36,7 +36,8 @@ func newServeCmd(g *Globals, runF func(context.Context, *ServeOptions) error) *c
 			"([serve] socket, default $XDG_RUNTIME_DIR/mailoauth/daemon.sock, mode 0600), so a mail\n" +
 			"client's token call is one local request. Accounts logged in later are picked up within a\n" +
 			"minute, or at once on SIGHUP.\n\n" +
-			"Hooks ([serve] on_relogin, on_error, on_token) run with sh -c and get MAILOAUTH_EVENT,\n" +
+			"Hooks ([serve] on_relogin, on_error, on_token) run with sh -c and get MAILOAUTH_EVENT (relogin,\n" +
+			"error; for on_token: refreshed, new for a login found, removed after a logout),\n" +
 			"MAILOAUTH_ACCOUNT, MAILOAUTH_RESOURCE, MAILOAUTH_REASON, MAILOAUTH_COMMAND and MAILOAUTH_EXPIRY\n" +
 			"in their environment; never a token. [serve] metrics = \"127.0.0.1:9464\" serves Prometheus\n" +
 			"metrics at /metrics on that loopback address.\n\n" +

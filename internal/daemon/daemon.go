@@ -318,7 +318,7 @@ func (d *Daemon) Serve(ctx context.Context, acc Accounts) error {
 		hardCancel()
 		<-schedDone
 	}
-	d.hooks.wait(sctx)
+	d.hooks.stop(sctx)
 	d.log.Info("daemon stopped")
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("daemon: %w", serveErr)

@@ -14,8 +14,9 @@ import (
 // hookEvent is what a hook learns about an event. It has no token field on
 // purpose: a hook that needs one runs `mailoauth token` itself.
 type hookEvent struct {
-	// Event: "refreshed" or "new" (on_token), "error" (on_error),
-	// "relogin" (on_relogin).
+	// Event: "refreshed", "new" (a login found) or "removed" (its token
+	// left the store: a logout) for on_token, like pizauth's
+	// token_event_cmd; "error" (on_error); "relogin" (on_relogin).
 	Event    string
 	Account  string
 	Resource string
@@ -34,6 +35,7 @@ type hookRunner struct {
 
 	mu      sync.Mutex
 	running map[*exec.Cmd]struct{}
+	stopped bool // no new hook starts (shutdown)
 }
 
 // passEnv are the daemon's environment variables a hook inherits: enough
@@ -74,7 +76,7 @@ func hookEnv(e hookEvent) []string {
 // command is the hook configured for an event, "" when none.
 func (h *hookRunner) command(event string) string {
 	switch event {
-	case "refreshed", "new":
+	case "refreshed", "new", "removed":
 		return h.hooks.OnToken
 	case "error":
 		return h.hooks.OnError
@@ -88,6 +90,14 @@ func (h *hookRunner) command(event string) string {
 func (h *hookRunner) run(e hookEvent) {
 	script := h.command(e.Event)
 	if script == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		// A refresh detached from a request can end after the shutdown
+		// began; its hook would race the final wait.
+		h.log.Info("hook not run: the daemon is stopping", "hook", e.Event, "account", e.Account)
 		return
 	}
 	h.wg.Add(1)
@@ -132,6 +142,14 @@ func (h *hookRunner) exec(script string, e hookEvent) {
 	default:
 		log.Debug("hook ran", "took", time.Since(start))
 	}
+}
+
+// stop lets no new hook start, then waits for the running ones as wait does.
+func (h *hookRunner) stop(ctx context.Context) {
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
+	h.wait(ctx)
 }
 
 // wait waits for the running hooks until ctx ends, then kills them.

@@ -103,6 +103,45 @@ func TestHooksAndMetrics(t *testing.T) {
 	}
 }
 
+// TestLoginLogoutHooks: on_token also runs when the daemon finds a new
+// login ("new") and when an account's token leaves the store ("removed",
+// a logout), like pizauth's token_event_cmd.
+func TestLoginLogoutHooks(t *testing.T) {
+	e := newEnv(t, time.Now().Add(time.Hour))
+	hooks := filepath.Join(e.dir, "hooks")
+	os.Mkdir(hooks, 0o700)
+	// Written then renamed, so the test never reads a half-written file (it
+	// cannot wait for the hooks while the scheduler may start more).
+	r := e.start(Options{Hooks: Hooks{OnToken: `env > "` + hooks + `/.$MAILOAUTH_EVENT" && mv "` + hooks + `/.$MAILOAUTH_EVENT" "` + hooks + `/$MAILOAUTH_EVENT.env"`}})
+	waitFor := func(event string) map[string]string {
+		t.Helper()
+		path := filepath.Join(hooks, event+".env")
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(path); err == nil {
+				return readEnv(t, path)
+			}
+		}
+		t.Fatalf("no %s hook", event)
+		return nil
+	}
+	// The first scan finds the login already there: no "new" for it.
+	for deadline := time.Now().Add(10 * time.Second); len(jobNames(r.d)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.store.Delete(t.Context(), "work"); err != nil { // mailoauth logout work
+		t.Fatal(err)
+	}
+	r.d.Rescan()
+	if env := waitFor("removed"); env["MAILOAUTH_ACCOUNT"] != "work" || env["MAILOAUTH_RESOURCE"] != "mail" {
+		t.Errorf("removed hook environment: %v", env)
+	}
+	e.login("rt-5", "at-5", time.Now().Add(time.Hour)) // mailoauth login work
+	r.d.Rescan()
+	if env := waitFor("new"); env["MAILOAUTH_ACCOUNT"] != "work" || env["MAILOAUTH_RESOURCE"] != "mail" {
+		t.Errorf("new hook environment: %v", env)
+	}
+}
+
 // TestReloginHook: a refresh token the server refuses runs on_relogin with
 // the reason and the command to run.
 func TestReloginHook(t *testing.T) {
@@ -152,5 +191,24 @@ func TestHookTimeout(t *testing.T) {
 	}
 	if !dead() {
 		t.Errorf("the hook's child %s survived the timeout", pid)
+	}
+}
+
+// TestHooksStopped: once the shutdown has begun, a late event (a refresh
+// detached from a request ending) starts no hook.
+func TestHooksStopped(t *testing.T) {
+	dir := shortTemp(t)
+	ran := filepath.Join(dir, "ran")
+	h := &hookRunner{hooks: Hooks{OnToken: `touch "` + ran + `"`}, timeout: 10 * time.Second, log: testLogger(t)}
+	h.run(hookEvent{Event: "refreshed", Account: "work"})
+	h.stop(t.Context())
+	if _, err := os.Stat(ran); err != nil {
+		t.Fatalf("the hook started before the shutdown did not run: %v", err)
+	}
+	os.Remove(ran)
+	h.run(hookEvent{Event: "refreshed", Account: "work"})
+	h.wait(t.Context())
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("a hook ran after the shutdown began")
 	}
 }

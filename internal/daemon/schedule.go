@@ -150,6 +150,7 @@ func (s *scheduler) scan(ctx, hard context.Context) {
 			s.log.Info("account logged out; no longer refreshing", "account", k.Account, "resource", k.Resource)
 			j.cancel()
 			delete(s.jobs, k)
+			s.d.hooks.run(hookEvent{Event: "removed", Account: k.Account, Resource: k.Resource})
 		}
 	}
 	for k := range want {
