@@ -46,6 +46,7 @@ func dial(ctx context.Context, srv Server, opts Options, rec *recorder) (net.Con
 		conn.SetDeadline(dl)
 	}
 	rec.armGreeting(conn, opts.GreetingTimeout)
+	rec.ctx = ctx
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	rec.ok("connect", "connected to "+conn.RemoteAddr().String())
 	if srv.Security != ImplicitTLS {

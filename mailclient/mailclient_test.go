@@ -661,3 +661,43 @@ func TestTLSURLOnPlainPort(t *testing.T) {
 		t.Errorf("last step %+v, want a tls failure hinting at imap://", last)
 	}
 }
+
+// TestServerStopsAnswering checks a server that greets and then never
+// answers AUTHENTICATE: the check ends with ctx, and the report says the
+// time ran out instead of "use of closed network connection" alone.
+func TestServerStopsAnswering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n")
+		held <- c // never answers
+	}()
+	defer func() {
+		select {
+		case c := <-held:
+			c.Close()
+		default:
+		}
+	}()
+	c, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	rep, err := Check(c, mustURL(t, "imap+insecure", ln.Addr().String()), Options{User: user, Token: tok})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded\n%s", err, rep)
+	}
+	last := rep.Steps[len(rep.Steps)-1]
+	if last.Name != "authenticate" || !strings.Contains(last.Error, "context deadline exceeded") || !strings.Contains(last.Hint, "stopped answering") {
+		t.Errorf("last step %+v, want authenticate ended by the deadline with its hint", last)
+	}
+	if strings.Contains(last.Error, tok) {
+		t.Errorf("token in the error: %s", last.Error)
+	}
+}

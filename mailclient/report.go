@@ -162,6 +162,9 @@ type recorder struct {
 	greeting        *time.Timer
 	greetingTimeout time.Duration
 	timedOut        atomic.Bool
+	// ctx is the check's or send's context, once connected: when it ends,
+	// dial closes the connection, and the failure is reported as such.
+	ctx context.Context
 }
 
 // armGreeting closes conn unless greeted is called within the greeting
@@ -207,8 +210,13 @@ func (r *recorder) ok(name, detail string) {
 // return, wrapped with the step's name.
 func (r *recorder) fail(name, detail string, err error) error {
 	r.greeted()
-	if r.timedOut.Load() {
+	switch {
+	case r.timedOut.Load():
 		err = fmt.Errorf("%w within %s (%w)", errNoAnswer, r.greetingTimeout, err)
+	case r.ctx != nil && r.ctx.Err() != nil && !errors.Is(err, r.ctx.Err()):
+		// The connection was closed because ctx ended: say so, not just
+		// "use of closed network connection".
+		err = fmt.Errorf("%w (%w)", context.Cause(r.ctx), err)
 	}
 	s := Step{Name: name, Detail: detail, Error: err.Error(), Elapsed: time.Since(r.start)}
 	s.Reply = replyOf(err)
@@ -217,8 +225,11 @@ func (r *recorder) fail(name, detail string, err error) error {
 		s.Status, s.Scope = ae.Status, ae.Scope
 	}
 	s.Hint = hint(r.rep.Protocol, name, s.Reply, err)
-	if errors.Is(err, errNoAnswer) {
+	switch {
+	case errors.Is(err, errNoAnswer):
 		s.Hint = noAnswerHint(r.srv)
+	case errors.Is(err, context.DeadlineExceeded) && s.Hint == "":
+		s.Hint = "the server stopped answering before the time limit: try again later, and look at the server's logs if it keeps happening"
 	}
 	r.rep.Steps = append(r.rep.Steps, s)
 	r.log.Debug("mail step failed", "step", name, "reply", s.Reply, "err", err)

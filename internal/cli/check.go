@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -164,9 +165,15 @@ func tokenResource(proto string) string {
 	return proto
 }
 
+// checkTimeout bounds one protocol's check, token included: a server that
+// greets and then stops answering must not hang `mailoauth check`.
+var checkTimeout = 2 * time.Minute
+
 // checkOne runs one protocol's check. The report is never nil: a token
 // failure is reported as its first, failed step.
 func checkOne(ctx context.Context, g *Globals, acct mailAccount, proto string, recent int) (*mailclient.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
 	a := acct.Config()
 	opts, err := mailOptions(g, acct)
 	if err != nil {

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"io"
+	"net"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +138,44 @@ func TestSASLOverride(t *testing.T) {
 	code, out, _ = runCLI(t, env.ConfigFile, "", "check", "demo", "--imap")
 	if code != ExitOK || !strings.Contains(out, "logged in with XOAUTH2") {
 		t.Errorf("default mechanism with both offered: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckServerStopsAnswering checks that `mailoauth check` ends a
+// protocol whose server greets and then goes silent (checkTimeout) and
+// says the time ran out.
+func TestCheckServerStopsAnswering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n")
+			t.Cleanup(func() { c.Close() }) // held open, never answering
+		}
+	}()
+	env := startDemoEnv(t, false)
+	addDemoAccount(t, env, "stuck", func(sec string) string {
+		return regexp.MustCompile(`(?m)^imap = .*$`).ReplaceAllString(sec, `imap = "imap+insecure://`+ln.Addr().String()+`"`)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, env.SignIn(ctx, "stuck"))
+	old := checkTimeout
+	checkTimeout = time.Second
+	t.Cleanup(func() { checkTimeout = old })
+
+	code, out, errOut := runCLI(t, env.ConfigFile, "", "check", "stuck", "--imap")
+	if code != ExitError {
+		t.Errorf("exit code %d, want %d\nstderr:\n%s", code, ExitError, errOut)
+	}
+	for _, w := range []string{"FAIL authenticate", "context deadline exceeded", "hint: the server stopped answering"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, out)
+		}
 	}
 }
