@@ -48,14 +48,18 @@ type EnvOptions struct {
 // Env is a running emulator (identity + Exchange + Graph) with a config
 // file whose accounts point at it.
 type Env struct {
-	Dir        string
+	// Dir holds every file below (removed by Close when StartEnv made it).
+	Dir string
+	// ConfigFile is the written config, for `mailoauth --config`.
 	ConfigFile string
-	CAFile     string
+	// CAFile is the emulator's CA (PEM), the accounts' ca_file.
+	CAFile string
 	// AppCertFile holds the confidential app's certificate and private key.
 	AppCertFile string
 	// Config is ConfigFile loaded by the config package.
 	Config *config.Config
 
+	// Emulator is the identity platform; Exchange its mail and Graph servers.
 	Emulator *emulator.Server
 	Exchange *exchange.Server
 	// Demo are the scenario's tenant, apps and users.

@@ -20,6 +20,8 @@ import (
 
 // MessageSummary is one message as the admin API lists it.
 type MessageSummary struct {
+	// ID is the Graph id; Folder the well-known folder name; Size the raw
+	// message's bytes; the rest are its headers and arrival time.
 	ID       string    `json:"id"`
 	Folder   string    `json:"folder"`
 	Subject  string    `json:"subject"`

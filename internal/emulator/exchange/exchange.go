@@ -96,9 +96,12 @@ type Server struct {
 // mailboxes (Exchange would relay it to the internet; the emulator keeps it
 // here for tests).
 type OutboundMessage struct {
+	// From is the envelope sender (MAIL FROM, or the Graph mailbox).
 	From string
-	To   string
-	Raw  []byte
+	// To is the one outside recipient this copy was for.
+	To string
+	// Raw is the message as submitted (RFC 5322).
+	Raw []byte
 }
 
 // Start starts the mail and Graph servers for a running emulator, serving

@@ -47,14 +47,18 @@ func folderByName(name string) (Folder, bool) {
 // Message is one stored message. Raw is the RFC 5322 text; the other
 // fields are parsed from it when stored (Graph reads them).
 type Message struct {
-	ID       string // Graph id
-	Folder   string // well-known folder name
+	ID     string // Graph id
+	Folder string // well-known folder name
+	// Raw is the message as delivered (RFC 5322), Received when it
+	// arrived, Read its \Seen flag (Graph isRead).
 	Raw      []byte
 	Received time.Time
 	Read     bool
 	// Bcc is kept for the sender's Sent Items copy (Bcc is not in Raw).
 	Bcc []Address
 
+	// Subject to HasAttach are parsed from Raw once, for Graph's JSON and
+	// IMAP's envelope.
 	Subject   string
 	From      Address
 	To, Cc    []Address
@@ -70,7 +74,9 @@ type Message struct {
 
 // Address is a mail address with an optional display name.
 type Address struct {
-	Name    string `json:"name"`
+	// Name is the display name ("" when none).
+	Name string `json:"name"`
+	// Address is the addr-spec, user@domain.
 	Address string `json:"address"`
 }
 

@@ -95,6 +95,7 @@ type Server struct {
 	// CAFile is the PEM certificate the server presents (self-signed, for
 	// 127.0.0.1 and localhost); trust it to connect with TLS.
 	CAFile string
+	// Issuer is the "iss" Dovecot accepts; Token signs with it.
 	Issuer string
 
 	key     *rsa.PrivateKey
