@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,6 +96,10 @@ func runLogin(ctx context.Context, o *LoginOptions) error {
 	res, err := a.Login(ctx, ui)
 	stop()
 	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// Ctrl-C: say so plainly instead of "context canceled".
+			err = fmt.Errorf("interrupted, nothing was stored (%w)", context.Canceled)
+		}
 		rerr := reportError(g, fmt.Errorf("login %s: %w", a.Name(), err))
 		if se, ok := rerr.(*SilentError); ok && se.Code == ExitRelogin {
 			// Exit code 4 tells scripts to run login; a login that

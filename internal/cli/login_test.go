@@ -544,7 +544,7 @@ func TestLoginDeviceInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := e.execCtx(ctx, nil, deviceAct(func(string) { cancel() }), "login", "dev-device")
-	if r.code != ExitCancel {
+	if r.code != ExitCancel || !strings.Contains(r.err, "mailoauth: login dev-device: interrupted, nothing was stored") {
 		t.Fatalf("exit %d, want %d\n%s", r.code, ExitCancel, r.err)
 	}
 	if recs, err := e.store().Records(context.Background(), "dev-device"); err != nil || len(recs) != 0 {
@@ -607,6 +607,36 @@ func TestCountdown(t *testing.T) {
 		}
 		if strings.Contains(got, "14m57s") {
 			t.Errorf("countdown went on after stop: %q", got)
+		}
+	})
+}
+
+// TestLoginBrowserFallbacks: over SSH the paste fallback turns itself on
+// (no flag, no browser opened here), and a sign-in nobody finishes ends at
+// --timeout with a clear message.
+func TestLoginBrowserFallbacks(t *testing.T) {
+	e := newEmuEnv(t)
+	t.Run("ssh pastes without a flag", func(t *testing.T) {
+		e := e.with(t)
+		t.Setenv("DISPLAY", ":0") // a desktop is there, but the user is remote
+		t.Setenv("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22")
+		in, watch := e.pasteSignIn("alice@contoso.com", false)
+		r := e.exec(in, watch, "login", "dev")
+		if r.code != 0 || !strings.Contains(r.err, "paste the full URL it ends on here") || !strings.Contains(r.err, "Logged in dev as alice@contoso.com (authcode)") {
+			t.Fatalf("exit %d\n%s", r.code, r.err)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		e := e.with(t)
+		pr, pw := io.Pipe() // a terminal where nobody pastes anything
+		defer pw.Close()
+		start := time.Now()
+		r := e.exec(pr, nil, "login", "dev", "--no-browser", "--paste", "--timeout", "300ms")
+		if r.code != ExitError || !strings.Contains(r.err, "no authorization response within 300ms") {
+			t.Fatalf("exit %d\n%s", r.code, r.err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("timeout took %v", d)
 		}
 	})
 }
