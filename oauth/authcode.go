@@ -19,11 +19,11 @@ import (
 // open and what its answer is checked against. A web app keeps it (in its
 // session) between AuthCodeURL and Exchange.
 type AuthRequest struct {
-	URL         string
-	RedirectURI string
-	State       string // random, checked on return (RFC 6749 §10.12)
-	Verifier    string // PKCE code_verifier (RFC 7636): secret, sent only to the token endpoint
-	Scopes      []string
+	URL         string   // the authorization URL to open in the browser
+	RedirectURI string   // as sent; Exchange must send it again, identical
+	State       string   // random, checked on return (RFC 6749 §10.12)
+	Verifier    string   // PKCE code_verifier (RFC 7636): secret, sent only to the token endpoint
+	Scopes      []string // as requested; Exchange sends the first resource's
 	// Issuer, when set, must match an iss parameter in the response
 	// (RFC 9207), which defeats mix-up attacks between servers.
 	Issuer string

@@ -29,13 +29,13 @@ import (
 
 // ClientAuthRequest is what a ClientAuth sees of a request it authenticates.
 type ClientAuthRequest struct {
-	ClientID string
-	TokenURL string // the token endpoint: a client assertion's audience
-	Endpoint string // the URL being called (token or device authorization)
-	Provider *provider.Provider
-	Form     url.Values  // to add client_secret or client_assertion to
-	Header   http.Header // to add Authorization to
-	Now      func() time.Time
+	ClientID string             // the application (client) id: iss and sub of an assertion
+	TokenURL string             // the token endpoint: a client assertion's audience
+	Endpoint string             // the URL being called (token or device authorization)
+	Provider *provider.Provider // its metadata picks the secret placement and assertion algorithm
+	Form     url.Values         // to add client_secret or client_assertion to
+	Header   http.Header        // to add Authorization to
+	Now      func() time.Time   // the clock of the assertion's iat, nbf and exp
 }
 
 // ClientAuth authenticates a confidential client at the token endpoint
@@ -75,8 +75,8 @@ func ParseSecretStyle(method string) (SecretStyle, error) {
 // implies basic), else in the body. Microsoft lists both; there the body is
 // used, as Microsoft's own libraries do.
 type ClientSecret struct {
-	Secret string
-	Style  SecretStyle
+	Secret string      // the secret's value (not its ID)
+	Style  SecretStyle // where it goes; SecretAuto follows the server
 }
 
 // Authenticate adds the secret to the request.
@@ -134,10 +134,10 @@ type Certificate struct {
 	Chain []*x509.Certificate // leaf first; may be empty when Thumbprint is ThumbprintNone
 
 	Alg        jose.SignatureAlgorithm // "" = automatic, see above
-	Thumbprint Thumbprint
-	SendX5C    bool          // add the x5c chain (Microsoft subject name + issuer auth)
-	KeyID      string        // optional kid header
-	Lifetime   time.Duration // 0 = 5 minutes; at most 10 minutes
+	Thumbprint Thumbprint              // header naming the certificate; ThumbprintAuto: x5t for RS256, else x5t#S256
+	SendX5C    bool                    // add the x5c chain (Microsoft subject name + issuer auth)
+	KeyID      string                  // optional kid header
+	Lifetime   time.Duration           // 0 = 5 minutes; at most 10 minutes
 }
 
 // String hides the key.

@@ -25,14 +25,14 @@ const (
 
 // DeviceAuth is a started device authorization (RFC 8628 §3.2).
 type DeviceAuth struct {
-	DeviceCode              string // secret: sent when polling, never shown
-	UserCode                string
-	VerificationURI         string // Google calls it verification_url; both are read
-	VerificationURIComplete string // the URI with the code in it, when the server offers one
-	Message                 string // Microsoft's localized instructions
-	Expiry                  time.Time
-	Interval                time.Duration
-	Scopes                  []string
+	DeviceCode              string        // secret: sent when polling, never shown
+	UserCode                string        // what the user types on the verification page
+	VerificationURI         string        // Google calls it verification_url; both are read
+	VerificationURIComplete string        // the URI with the code in it, when the server offers one
+	Message                 string        // Microsoft's localized instructions
+	Expiry                  time.Time     // when the device code stops working (expires_in after receipt)
+	Interval                time.Duration // wait between polls: the server's interval, 5 s if it named none
+	Scopes                  []string      // as requested, recorded on the token when the server names none
 }
 
 // String hides the device code.
@@ -42,10 +42,10 @@ func (d *DeviceAuth) String() string {
 
 // DevicePrompt is what the user must see to finish a device sign-in.
 type DevicePrompt struct {
-	VerificationURI         string
-	VerificationURIComplete string
-	UserCode                string
-	Expiry                  time.Time
+	VerificationURI         string    // the page to open
+	VerificationURIComplete string    // the page with the code filled in, if the server offers one
+	UserCode                string    // the code to type there
+	Expiry                  time.Time // when the code stops working: the countdown's end
 	// Message is the server's own instruction text, or one built from
 	// the URI and code when the server sent none.
 	Message string

@@ -79,6 +79,8 @@ func (e *Error) FirstAADSTS() int {
 	return e.AADSTS[0]
 }
 
+// Error gives one line: the endpoint, the code, the AADSTS number, the
+// description and the correlation id to quote to Microsoft support.
 func (e *Error) Error() string {
 	var b strings.Builder
 	ep := e.Endpoint

@@ -63,8 +63,8 @@ type LoginOptions struct {
 	// served locally ("" means DefaultRedirectURI); any other URI (an
 	// https web redirect) needs Paste.
 	RedirectURI string
-	Scopes      []string
-	Auth        AuthOptions
+	Scopes      []string    // every scope to consent to; the token is for the first resource's
+	Auth        AuthOptions // login_hint, prompt and other authorization URL parameters
 	Interaction
 }
 

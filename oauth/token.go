@@ -13,14 +13,14 @@ import (
 // nothing here is read out of the token itself: the expiry comes from
 // expires_in, measured from the moment the response arrived.
 type Token struct {
-	AccessToken  string    `json:"access_token"`
-	TokenType    string    `json:"token_type,omitempty"`
-	RefreshToken string    `json:"refresh_token,omitempty"`
-	IDToken      string    `json:"id_token,omitempty"`
-	Expiry       time.Time `json:"expiry,omitzero"`     // receipt time + expires_in
-	ExtExpiry    time.Time `json:"ext_expiry,omitzero"` // receipt time + ext_expires_in (Microsoft)
-	RefreshAt    time.Time `json:"refresh_at,omitzero"` // receipt time + refresh_in (Microsoft hint)
-	Scope        []string  `json:"scope,omitempty"`     // granted scopes, or the requested ones when the server sent none
+	AccessToken  string    `json:"access_token"`            // the bearer token for IMAP, POP, SMTP or Graph
+	TokenType    string    `json:"token_type,omitempty"`    // always Bearer (others are refused)
+	RefreshToken string    `json:"refresh_token,omitempty"` // the newest one: store it before using the access token
+	IDToken      string    `json:"id_token,omitempty"`      // OpenID Connect ID token, when openid was asked
+	Expiry       time.Time `json:"expiry,omitzero"`         // receipt time + expires_in
+	ExtExpiry    time.Time `json:"ext_expiry,omitzero"`     // receipt time + ext_expires_in (Microsoft)
+	RefreshAt    time.Time `json:"refresh_at,omitzero"`     // receipt time + refresh_in (Microsoft hint)
+	Scope        []string  `json:"scope,omitempty"`         // granted scopes, or the requested ones when the server sent none
 }
 
 // Scopes returns the granted scopes as one space-separated string.

@@ -67,8 +67,8 @@ func (e *Endpoints) SupportsAuthMethod(m string) bool {
 
 // Provider is one configured authorization server.
 type Provider struct {
-	Kind      Kind
-	Endpoints Endpoints
+	Kind      Kind      // which quirks apply
+	Endpoints Endpoints // where to send requests and what the server supports
 
 	// Tenant is the Microsoft tenant in the endpoint paths (common,
 	// organizations, consumers, a GUID or a domain); empty for others.
