@@ -362,12 +362,9 @@ func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		style := oauth.SecretAuto
-		switch ac.AuthMethod {
-		case "client_secret_basic":
-			style = oauth.SecretBasic
-		case "client_secret_post":
-			style = oauth.SecretInBody
+		style, err := oauth.ParseSecretStyle(ac.AuthMethod)
+		if err != nil {
+			return nil, err
 		}
 		c.Auth = oauth.ClientSecret{Secret: s, Style: style}
 	}
