@@ -21,6 +21,8 @@ func TestMicrosoftEndpoints(t *testing.T) {
 		{"organizations", MicrosoftOptions{Tenant: "Organizations"}, "https://login.microsoftonline.com/organizations/oauth2/v2.0/token", ""},
 		{"guid", MicrosoftOptions{Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47"}, "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token", ""},
 		{"domain usgov", MicrosoftOptions{Tenant: "contoso.onmicrosoft.us", Cloud: "usgov"}, "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token", ""},
+		{"consumers", MicrosoftOptions{Tenant: "consumers"}, "https://login.microsoftonline.com/consumers/oauth2/v2.0/token", ""},
+		{"domain usgov-dod", MicrosoftOptions{Tenant: "army.onmicrosoft.us", Cloud: "usgov-dod"}, "https://login.microsoftonline.us/army.onmicrosoft.us/oauth2/v2.0/token", ""},
 		{"china", MicrosoftOptions{Tenant: "contoso.partner.onmschina.cn", Cloud: "china"}, "https://login.partner.microsoftonline.cn/contoso.partner.onmschina.cn/oauth2/v2.0/token", ""},
 		{"authority override", MicrosoftOptions{Tenant: "contoso.com", Authority: "https://127.0.0.1:8443/"}, "https://127.0.0.1:8443/contoso.com/oauth2/v2.0/token", ""},
 		{"authority with path", MicrosoftOptions{Authority: "http://127.0.0.1:9000/emu"}, "http://127.0.0.1:9000/emu/common/oauth2/v2.0/token", ""},
@@ -53,6 +55,8 @@ func TestMicrosoftEndpoints(t *testing.T) {
 func TestExpandScopes(t *testing.T) {
 	ms, _ := Microsoft(MicrosoftOptions{Tenant: "contoso.com"})
 	usgov, _ := Microsoft(MicrosoftOptions{Tenant: "contoso.com", Cloud: "usgov"})
+	dod, _ := Microsoft(MicrosoftOptions{Tenant: "contoso.com", Cloud: "usgov-dod"})
+	china, _ := Microsoft(MicrosoftOptions{Tenant: "contoso.com", Cloud: "china"})
 	oidc := &Provider{Kind: KindOIDC}
 	tests := []struct {
 		name    string
@@ -71,6 +75,8 @@ func TestExpandScopes(t *testing.T) {
 		{"ms app-only", ms, []string{"imap", "smtp", "offline_access"}, AppOnly, []string{"https://outlook.office365.com/.default"}, ""},
 		{"ms app-only graph", ms, []string{"graph-mail-send"}, AppOnly, []string{"https://graph.microsoft.com/.default"}, ""},
 		{"usgov", usgov, []string{"imap", "graph-mail-read"}, Delegated, []string{"https://outlook.office365.us/IMAP.AccessAsUser.All", "https://graph.microsoft.us/Mail.Read"}, ""},
+		{"usgov-dod", dod, []string{"smtp", "graph-mail-send"}, Delegated, []string{"https://outlook-dod.office365.us/SMTP.Send", "https://dod-graph.microsoft.us/Mail.Send"}, ""},
+		{"china app-only", china, []string{"pop", "graph-mail"}, AppOnly, []string{"https://partner.outlook.cn/.default", "https://microsoftgraph.chinacloudapi.cn/.default"}, ""},
 		{"pass through", ms, []string{"https://outlook.office365.com/IMAP.AccessAsUser.All openid"}, Delegated, []string{"https://outlook.office365.com/IMAP.AccessAsUser.All", "openid"}, ""},
 		{"google", Google(), []string{"imap", "smtp", "offline_access", "email"}, Delegated, []string{"https://mail.google.com/", "email"}, ""},
 		{"google graph", Google(), []string{"graph-mail"}, Delegated, nil, "does not exist for google"},
