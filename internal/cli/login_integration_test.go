@@ -223,6 +223,39 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 		e.token("native")
 	})
 
+	t.Run("authcode with PKCE through the loopback listener", func(t *testing.T) {
+		e := e.with(t)
+		var (
+			once sync.Once
+			page = make(chan *oidcprovider.Page, 1)
+		)
+		watch := func(all string) {
+			m := urlLine.FindStringSubmatch(all)
+			if m == nil {
+				return
+			}
+			once.Do(func() {
+				go func() {
+					// The browser follows every redirect, the last one to
+					// mailoauth's listener on 127.0.0.1.
+					p, err := oidcprovider.NewBrowser("erin@example.test").SignIn(ctx, m[1])
+					if err != nil {
+						t.Error(err)
+					}
+					page <- p
+				}()
+			})
+		}
+		r := e.exec(nil, watch, "login", "native", "--no-browser")
+		if r.code != 0 || !strings.Contains(r.err, "Logged in native as erin@example.test") {
+			t.Fatalf("exit %d\n%s", r.code, r.err)
+		}
+		if p := <-page; p == nil || !strings.HasPrefix(p.URL.String(), "http://127.0.0.1:") || !strings.Contains(p.Body, "Signed in") {
+			t.Errorf("the browser did not end on the listener's success page: %+v", p)
+		}
+		e.token("native")
+	})
+
 	for _, acct := range []string{"basic", "post", "jwt"} {
 		t.Run("client credentials "+acct, func(t *testing.T) {
 			e := e.with(t)
