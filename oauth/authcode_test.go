@@ -233,13 +233,14 @@ func TestLoginPasteFallback(t *testing.T) {
 		t.Errorf("google authorize lacks access_type=offline: %v", q)
 	}
 	io.WriteString(pw, "not a url\n")
+	io.WriteString(pw, "https://app.example.com/oauth/callback?state=OLDATTEMPT&code=stale-code\n")
 	io.WriteString(pw, "  \"https://app.example.com/oauth/callback?state="+q.Get("state")+"&code=the-code&scope=https://mail.google.com/\"  \n")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(notes) != 1 || !strings.Contains(notes[0], "paste the full address again") {
+	if len(notes) != 2 || !strings.Contains(notes[0], "paste the full address again") || !strings.Contains(notes[1], "belongs to another sign-in") || strings.Contains(notes[1], "stale-code") {
 		t.Errorf("notes = %q", notes)
 	}
 }

@@ -217,9 +217,15 @@ func readPasted(ctx context.Context, it Interaction, judge loopback.Handler, out
 		if err == nil {
 			err = judge(q)
 		}
-		if errors.Is(err, loopback.ErrNotCallback) || (err != nil && q == nil) {
+		// A URL from an older attempt (another state) is most likely a
+		// stale tab: the user may paste the right one.
+		if errors.Is(err, loopback.ErrNotCallback) || errors.Is(err, ErrStateMismatch) || (err != nil && q == nil) {
 			if it.Notify != nil {
-				it.Notify(fmt.Sprintf("%v; paste the full address again", err))
+				if errors.Is(err, ErrStateMismatch) {
+					it.Notify("that address belongs to another sign-in (its state differs, an old tab?): paste the address this sign-in's tab ends on")
+				} else {
+					it.Notify(fmt.Sprintf("%v; paste the full address again", err))
+				}
 			}
 			continue
 		}
