@@ -77,17 +77,25 @@ func runConsent(ctx context.Context, o *ConsentOptions) error {
 			return writeJSON(g.Out, consentJSON{Account: a.Name(), URL: u})
 		}
 		fmt.Fprintln(g.Out, u)
-		fmt.Fprintf(g.ErrOut, "Send this URL to a Global Administrator (or Cloud Application Administrator) of tenant %s.\n"+
+		whose := "of tenant " + a.Config().Tenant
+		if strings.EqualFold(a.Config().Tenant, "organizations") {
+			whose = "of the customer's organization (any organization: the tenant that consents is the administrator's own)"
+		}
+		fmt.Fprintf(g.ErrOut, "Send this URL to a Global Administrator (or Cloud Application Administrator) %s.\n"+
 			"The browser then lands on %s (an error page when nothing listens there):\n"+
-			"its address bar shows admin_consent=True and the tenant, or error and error_description.\n", a.Config().Tenant, a.Config().RedirectURI)
+			"its address bar shows admin_consent=True and the tenant, or error and error_description.\n", whose, a.Config().RedirectURI)
 		return nil
 	}
 	lo := &LoginOptions{G: g, NoBrowser: o.NoBrowser, Paste: o.Paste, Timeout: o.Timeout, Browser: o.Browser}
 	ui, stop := loginUI(g, lo)
 	it := ui.Interaction
 	it.ShowURL = func(u string) {
-		fmt.Fprintf(g.ErrOut, "Open this URL and sign in as an administrator of tenant %s (Global Administrator, Cloud Application Administrator\n"+
-			"or Application Administrator) to consent to the app for the whole organization:\n\n  %s\n\n", a.Config().Tenant, u)
+		tenant := "tenant " + a.Config().Tenant
+		if strings.EqualFold(a.Config().Tenant, "organizations") {
+			tenant = "the organization"
+		}
+		fmt.Fprintf(g.ErrOut, "Open this URL and sign in as an administrator of %s (Global Administrator, Cloud Application Administrator\n"+
+			"or Application Administrator) to consent to the app for the whole organization:\n\n  %s\n\n", tenant, u)
 		if it.Paste != nil {
 			fmt.Fprintln(g.ErrOut, "If the browser cannot reach this machine, paste the full URL it ends on here and press Enter.")
 		}
