@@ -42,8 +42,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailoauth/mailoauth/tokens"
 )
 
@@ -102,7 +100,6 @@ type Daemon struct {
 	log     *slog.Logger
 	started time.Time
 
-	reg     *prometheus.Registry
 	metrics *metrics
 	hooks   *hookRunner
 	sched   *scheduler
@@ -141,10 +138,10 @@ func New(opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Daemon{opts: opts, log: log, reg: prometheus.NewRegistry()}
+	d := &Daemon{opts: opts, log: log}
 	d.hooks = &hookRunner{hooks: opts.Hooks, timeout: opts.HookTimeout, log: log}
 	d.sched = newScheduler(d)
-	d.metrics = newMetrics(d.reg, d.sched)
+	d.metrics = newMetrics(d.sched)
 	return d, nil
 }
 
