@@ -21,6 +21,9 @@ type Browser interface {
 	Open(url string) error
 }
 
+// browser.System is the default Browser.
+var _ Browser = browser.System{}
+
 // BrowserFunc adapts a function to Browser.
 type BrowserFunc func(url string) error
 

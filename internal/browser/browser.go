@@ -1,5 +1,6 @@
-// Package browser opens URLs in the user's web browser, behind a one-method
-// interface so flows can be tested with a fake and run headless.
+// Package browser opens URLs in the user's web browser. The flows take any
+// opener through oauth.Browser (so tests and headless runs pass their own);
+// this package is the default one.
 package browser
 
 import (
@@ -7,17 +8,6 @@ import (
 
 	clibrowser "github.com/cli/browser"
 )
-
-// Opener opens a URL for the user to visit.
-type Opener interface {
-	Open(url string) error
-}
-
-// OpenerFunc adapts a function to Opener.
-type OpenerFunc func(url string) error
-
-// Open calls f(url).
-func (f OpenerFunc) Open(url string) error { return f(url) }
 
 // System opens URLs with the operating system's browser (xdg-open,
 // x-www-browser, wslview, open, start) via github.com/cli/browser, GitHub
@@ -33,8 +23,3 @@ func init() {
 
 // Open opens url in the system browser.
 func (System) Open(url string) error { return clibrowser.OpenURL(url) }
-
-var (
-	_ Opener = System{}
-	_ Opener = OpenerFunc(nil)
-)
