@@ -191,9 +191,3 @@ func (c *Client) Exchange(ctx context.Context, ar *AuthRequest, code string) (*T
 	}
 	return t, nil
 }
-
-func randState() string { return rand.Text() }
-
-func stringsEqualFold(a, b string) bool { return strings.EqualFold(a, b) }
-
-func splitScopes(s string) []string { return strings.Fields(s) }

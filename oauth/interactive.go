@@ -3,11 +3,13 @@ package oauth
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,7 +273,7 @@ func (c *Client) AdminConsentURL(redirectURI, scope string, v1 bool) (consentURL
 	if scope == "" && c.Provider.Cloud != nil {
 		scope = c.Provider.Cloud.ExchangeAppResource + "/.default"
 	}
-	state = randState()
+	state = rand.Text()
 	u, err := c.Provider.AdminConsentURL(v1, c.ClientID, redirectURI, scope, state)
 	return u, state, err
 }
@@ -297,11 +299,11 @@ func ParseAdminConsent(q url.Values, state string) (*AdminConsentResult, error) 
 		}
 		return nil, e
 	}
-	if !stringsEqualFold(q.Get("admin_consent"), "true") || q.Get("tenant") == "" {
+	if !strings.EqualFold(q.Get("admin_consent"), "true") || q.Get("tenant") == "" {
 		return nil, errors.New("the admin consent redirect reports neither consent nor an error")
 	}
 	r := &AdminConsentResult{Tenant: sanitize(q.Get("tenant"))}
-	for _, s := range splitScopes(q.Get("scope")) {
+	for _, s := range strings.Fields(q.Get("scope")) {
 		r.Scopes = append(r.Scopes, sanitize(s))
 	}
 	return r, nil
