@@ -152,7 +152,7 @@ func (c *Client) interact(ctx context.Context, it Interaction, redirectURI, endp
 		defer srv.Close()
 		redirectURI = srv.RedirectURI()
 	} else if it.Paste == nil {
-		return nil, fmt.Errorf("%w; or paste the final URL (enable the paste fallback)", perr)
+		return nil, fmt.Errorf("%w: without a listener the final URL must be pasted (Interaction.Paste)", perr)
 	}
 	mu.Lock()
 	authURL, err := build(redirectURI)

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailoauth/mailoauth/internal/account"
+	"github.com/mailoauth/mailoauth/internal/config"
+	"github.com/mailoauth/mailoauth/internal/loopback"
 	"github.com/mailoauth/mailoauth/internal/qr"
 	"github.com/mailoauth/mailoauth/oauth"
 )
@@ -30,6 +32,8 @@ type LoginOptions struct {
 	Timeout time.Duration
 	// Browser replaces the system browser (tests).
 	Browser oauth.Browser
+
+	pasteOnly bool // the redirect cannot reach a listener: pasting is the only way back
 }
 
 func newLoginCmd(g *Globals, runF func(context.Context, *LoginOptions) error) *cobra.Command {
@@ -91,6 +95,15 @@ func runLogin(ctx context.Context, o *LoginOptions) error {
 	a, err := m.Account(o.Account)
 	if err != nil {
 		return &ConfigError{Err: err}
+	}
+	if ru := a.Config().RedirectURI; a.Config().Flow == config.FlowAuthCode && ru != "" {
+		if _, err := loopback.ParseRedirectURI(ru); err != nil {
+			// An https (web app) redirect cannot come back to a
+			// listener here: the final URL is pasted.
+			po := *o
+			po.Paste, po.pasteOnly = true, true
+			o = &po
+		}
 	}
 	ui, stop := loginUI(g, o)
 	res, err := a.Login(ctx, ui)
@@ -203,8 +216,12 @@ func loginUI(g *Globals, o *LoginOptions) (account.LoginUI, func()) {
 			it.NoBrowser = true
 		}
 		it.ShowURL = func(u string) {
-			fmt.Fprintf(g.ErrOut, "Open this URL in a browser to sign in:\n\n  %s\n\n"+
-				"If the browser cannot reach this machine, paste the full URL it ends on here and press Enter.\n", u)
+			fmt.Fprintf(g.ErrOut, "Open this URL in a browser to sign in:\n\n  %s\n\n", u)
+			if o.pasteOnly {
+				fmt.Fprintln(g.ErrOut, "After signing in, paste the full URL the browser ends on here and press Enter.")
+			} else {
+				fmt.Fprintln(g.ErrOut, "If the browser cannot reach this machine, paste the full URL it ends on here and press Enter.")
+			}
 		}
 	}
 	ui.Interaction = it

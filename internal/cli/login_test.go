@@ -640,3 +640,27 @@ func TestLoginBrowserFallbacks(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginWebRedirectPastes: a redirect that no listener here can receive
+// (Microsoft's https …/nativeclient page, or a web app's https redirect)
+// turns the paste fallback on by itself, even with a display and without
+// --paste, and says that pasting is the way back.
+func TestLoginWebRedirectPastes(t *testing.T) {
+	e := newEmuEnv(t)
+	t.Setenv("DISPLAY", ":0")
+	f, err := os.OpenFile(e.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[accounts.native]\nclient_id = %q\ntenant = %q\nauthority = %q\nca_file = \"ca.pem\"\nflow = \"authcode\"\n"+
+		"redirect_uri = \"https://login.microsoftonline.com/common/oauth2/nativeclient\"\nemail = \"alice@contoso.com\"\nscopes = [\"imap\", \"offline_access\"]\n",
+		e.demo.PublicClientID, e.demo.TenantID, e.srv.URL)
+	f.Close()
+	in, watch := e.pasteSignIn("alice@contoso.com", false)
+	r := e.exec(in, watch, "login", "native", "--no-browser")
+	if r.code != 0 || !strings.Contains(r.err, "After signing in, paste the full URL the browser ends on here") ||
+		!strings.Contains(r.err, "Logged in native as alice@contoso.com (authcode)") {
+		t.Fatalf("exit %d\n%s", r.code, r.err)
+	}
+	e.token("native")
+}

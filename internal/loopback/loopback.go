@@ -63,7 +63,7 @@ func ParseRedirectURI(uri string) (Target, error) {
 		return Target{}, fmt.Errorf("redirect uri %q: %w", uri, err)
 	}
 	if u.Scheme != "http" {
-		return Target{}, fmt.Errorf("redirect uri %q is not a loopback http address: a local listener cannot receive it (use the paste fallback)", uri)
+		return Target{}, fmt.Errorf("redirect uri %q is not a loopback http address: a local listener cannot receive it", uri)
 	}
 	switch h := u.Hostname(); {
 	case h == "127.0.0.1" || strings.EqualFold(h, "localhost"):
