@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mailoauth/mailoauth/internal/emulator"
@@ -68,9 +67,8 @@ func TestConsentFlows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := e.with(t)
+			page := make(chan string, 1)
 			var (
-				once  sync.Once
-				page  = make(chan string, 1)
 				stdin io.Reader
 				paste *io.PipeWriter
 			)
@@ -80,30 +78,22 @@ func TestConsentFlows(t *testing.T) {
 				defer paste.Close()
 				stdin = pr
 			}
-			watch := func(all string) {
-				m := urlLine.FindStringSubmatch(all)
-				if m == nil {
+			watch := onceURL(func(u string) {
+				redirect := e.consentAs(u, tt.user, tt.decline)
+				if paste != nil {
+					io.WriteString(paste, redirect+"\n")
+					page <- ""
 					return
 				}
-				once.Do(func() {
-					go func() {
-						redirect := e.consentAs(m[1], tt.user, tt.decline)
-						if paste != nil {
-							io.WriteString(paste, redirect+"\n")
-							page <- ""
-							return
-						}
-						resp, err := http.Get(redirect) // the browser arriving at the listener
-						if err != nil {
-							page <- err.Error()
-							return
-						}
-						body, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						page <- string(body)
-					}()
-				})
-			}
+				resp, err := http.Get(redirect) // the browser arriving at the listener
+				if err != nil {
+					page <- err.Error()
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				page <- string(body)
+			})
 			r := e.exec(stdin, watch, append([]string{"consent", "dev"}, tt.args...)...)
 			if r.code != tt.wantCode {
 				t.Fatalf("exit %d, want %d\nstderr: %s", r.code, tt.wantCode, r.err)

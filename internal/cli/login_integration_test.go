@@ -185,34 +185,25 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 		e := e.with(t)
 		pr, pw := io.Pipe()
 		defer pw.Close()
-		var once sync.Once
-		watch := func(all string) {
-			m := urlLine.FindStringSubmatch(all)
-			if m == nil {
+		watch := onceURL(func(raw string) {
+			u, err := url.Parse(raw)
+			if err != nil {
+				t.Error(err)
+				pw.Close()
 				return
 			}
-			once.Do(func() {
-				go func() {
-					u, err := url.Parse(m[1])
-					if err != nil {
-						t.Error(err)
-						pw.Close()
-						return
-					}
-					b := oidcprovider.NewBrowser("carol@example.test")
-					// Stop at the listener, as a browser on another
-					// machine would: its address is what gets pasted.
-					b.StopAt = u.Query().Get("redirect_uri")
-					page, err := b.SignIn(ctx, m[1])
-					if err != nil {
-						t.Error(err)
-						pw.Close()
-						return
-					}
-					fmt.Fprintln(pw, page.URL.String())
-				}()
-			})
-		}
+			b := oidcprovider.NewBrowser("carol@example.test")
+			// Stop at the listener, as a browser on another
+			// machine would: its address is what gets pasted.
+			b.StopAt = u.Query().Get("redirect_uri")
+			page, err := b.SignIn(ctx, raw)
+			if err != nil {
+				t.Error(err)
+				pw.Close()
+				return
+			}
+			fmt.Fprintln(pw, page.URL.String())
+		})
 		r := e.exec(pr, watch, "login", "native", "--no-browser", "--paste")
 		if r.code != 0 || !strings.Contains(r.err, "Logged in native as carol@example.test") {
 			t.Fatalf("exit %d\n%s", r.code, r.err)
@@ -225,27 +216,16 @@ func TestIntegrationLoginOIDCProvider(t *testing.T) {
 
 	t.Run("authcode with PKCE through the loopback listener", func(t *testing.T) {
 		e := e.with(t)
-		var (
-			once sync.Once
-			page = make(chan *oidcprovider.Page, 1)
-		)
-		watch := func(all string) {
-			m := urlLine.FindStringSubmatch(all)
-			if m == nil {
-				return
+		page := make(chan *oidcprovider.Page, 1)
+		watch := onceURL(func(u string) {
+			// The browser follows every redirect, the last one to
+			// mailoauth's listener on 127.0.0.1.
+			p, err := oidcprovider.NewBrowser("erin@example.test").SignIn(ctx, u)
+			if err != nil {
+				t.Error(err)
 			}
-			once.Do(func() {
-				go func() {
-					// The browser follows every redirect, the last one to
-					// mailoauth's listener on 127.0.0.1.
-					p, err := oidcprovider.NewBrowser("erin@example.test").SignIn(ctx, m[1])
-					if err != nil {
-						t.Error(err)
-					}
-					page <- p
-				}()
-			})
-		}
+			page <- p
+		})
 		r := e.exec(nil, watch, "login", "native", "--no-browser")
 		if r.code != 0 || !strings.Contains(r.err, "Logged in native as erin@example.test") {
 			t.Fatalf("exit %d\n%s", r.code, r.err)

@@ -291,19 +291,7 @@ var urlLine = regexp.MustCompile(`(?m)^  (https?://\S+)$`)
 func (e *emuEnv) pasteSignIn(user string, consentForOrg bool) (io.Reader, func(string)) {
 	pr, pw := io.Pipe()
 	e.t.Cleanup(func() { pw.Close() })
-	var once sync.Once
-	return pr, func(all string) {
-		m := urlLine.FindStringSubmatch(all)
-		if m == nil {
-			return
-		}
-		once.Do(func() {
-			go func() {
-				redirect := e.signIn(m[1], user, consentForOrg)
-				fmt.Fprintln(pw, redirect)
-			}()
-		})
-	}
+	return pr, onceURL(func(u string) { fmt.Fprintln(pw, e.signIn(u, user, consentForOrg)) })
 }
 
 // login signs dev in through the paste fallback.
@@ -431,29 +419,18 @@ func TestLoginAuthCodePaste(t *testing.T) {
 // itself (no paste); the listener answers with the success page.
 func TestLoginAuthCodeLoopback(t *testing.T) {
 	e := newEmuEnv(t)
-	var (
-		once sync.Once
-		page = make(chan string, 1)
-	)
-	watch := func(all string) {
-		m := urlLine.FindStringSubmatch(all)
-		if m == nil {
+	page := make(chan string, 1)
+	watch := onceURL(func(u string) {
+		redirect := e.signIn(u, "alice@contoso.com", false)
+		resp, err := http.Get(redirect) // the browser following the redirect to the listener
+		if err != nil {
+			page <- err.Error()
 			return
 		}
-		once.Do(func() {
-			go func() {
-				redirect := e.signIn(m[1], "alice@contoso.com", false)
-				resp, err := http.Get(redirect) // the browser following the redirect to the listener
-				if err != nil {
-					page <- err.Error()
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				page <- resp.Status + " " + string(body)
-			}()
-		})
-	}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page <- resp.Status + " " + string(body)
+	})
 	r := e.exec(nil, watch, "login", "dev", "--no-browser")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.err)
@@ -663,4 +640,15 @@ func TestLoginWebRedirectPastes(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.err)
 	}
 	e.token("native")
+}
+
+// onceURL returns a stderr watcher that runs act, once and in its own
+// goroutine, with the first sign-in URL printed (a browser going there).
+func onceURL(act func(u string)) func(string) {
+	var once sync.Once
+	return func(all string) {
+		if m := urlLine.FindStringSubmatch(all); m != nil {
+			once.Do(func() { go act(m[1]) })
+		}
+	}
 }
