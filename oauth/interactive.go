@@ -95,6 +95,11 @@ func (c *Client) Login(ctx context.Context, o LoginOptions) (*Token, error) {
 				return loopback.ErrNotCallback
 			}
 			_, err := ar.CodeFromQuery(q)
+			if errors.Is(err, ErrStateMismatch) {
+				// Not this sign-in's answer (a stale tab, a forged
+				// request): refuse it and keep waiting for ours.
+				return loopback.Ignore(err)
+			}
 			return err
 		}, loopback.Pages{})
 	if err != nil {
@@ -331,6 +336,9 @@ func (c *Client) AdminConsent(ctx context.Context, o AdminConsentOptions) (*Admi
 				return loopback.ErrNotCallback
 			}
 			_, err := ParseAdminConsent(q, state)
+			if errors.Is(err, ErrStateMismatch) {
+				return loopback.Ignore(err)
+			}
 			return err
 		}, loopback.Pages{SuccessTitle: "Consent granted", FailureTitle: "Consent failed",
 			SuccessMessage: "mailoauth received the administrator's consent. You can close this window and return to the terminal."})

@@ -23,8 +23,21 @@ import (
 // keeps waiting.
 var ErrNotCallback = errors.New("not an authorization response")
 
+// Ignore marks a request to turn away without ending the wait, such as a
+// redirect of an earlier sign-in (another state) arriving from a stale tab
+// on a fixed port, or a forged one: the browser gets a failure page with
+// reason, and the server keeps waiting for the right redirect. The result
+// matches both reason and ErrNotCallback with errors.Is.
+func Ignore(reason error) error { return &ignored{reason} }
+
+type ignored struct{ reason error }
+
+func (i *ignored) Error() string   { return i.reason.Error() }
+func (i *ignored) Unwrap() []error { return []error{i.reason, ErrNotCallback} }
+
 // Handler judges the redirect's query. nil means success; ErrNotCallback
-// means keep waiting; any other error ends the wait with a failure page.
+// or an Ignore error means keep waiting; any other error ends the wait with
+// a failure page.
 type Handler func(q url.Values) error
 
 // Server is a one-shot loopback redirect receiver.
@@ -191,6 +204,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.handler(q)
+	var ig *ignored
+	if errors.As(err, &ig) {
+		w.WriteHeader(http.StatusBadRequest)
+		page.Execute(w, pageData{Title: "Not this sign-in", Message: ig.reason.Error(), Failed: true,
+			Hint: "If you started a new sign-in, finish it in the tab it opened; mailoauth is still waiting for it."})
+		return
+	}
 	if errors.Is(err, ErrNotCallback) {
 		w.WriteHeader(http.StatusBadRequest)
 		page.Execute(w, pageData{Title: "Not a sign-in response", Message: "This page expects the sign-in redirect, which carries a code or an error."})

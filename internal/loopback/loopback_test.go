@@ -151,6 +151,31 @@ func TestServer(t *testing.T) {
 			t.Errorf("Wait = %v, %v", q, err)
 		}
 	})
+	t.Run("ignored request keeps waiting", func(t *testing.T) {
+		stale := errors.New("the redirect's state does not match")
+		s, err := Listen("http://127.0.0.1/", func(q url.Values) error {
+			if q.Get("state") != "ours" {
+				return Ignore(stale)
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if st, _, body := get(t, s.RedirectURI()+"?code=old&state=old"); st != 400 || !strings.Contains(body, "Not this sign-in") || !strings.Contains(body, "state does not match") {
+			t.Errorf("ignored: %d %s", st, body)
+		}
+		if st, _, body := get(t, s.RedirectURI()+"?code=new&state=ours"); st != 200 || !strings.Contains(body, "Signed in") {
+			t.Errorf("after an ignored one: %d %s", st, body)
+		}
+		if q, err := s.Wait(context.Background()); err != nil || q.Get("code") != "new" {
+			t.Errorf("Wait = %v, %v", q, err)
+		}
+		if err := Ignore(stale); !errors.Is(err, stale) || !errors.Is(err, ErrNotCallback) {
+			t.Errorf("Ignore(%v) matches neither the reason nor ErrNotCallback", stale)
+		}
+	})
 	t.Run("port in use", func(t *testing.T) {
 		s, err := Listen("http://127.0.0.1/", judge, nil)
 		if err != nil {
