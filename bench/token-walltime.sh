@@ -187,6 +187,14 @@ json.dump({"results": res}, open(out, "w"))
 EOF
 fi
 
+# Package init of the same binary, which every call pays before main: the
+# mean over 20 starts of `mailoauth version` with GODEBUG=inittrace=1, total
+# and the five costliest packages (keep heavy libraries off this path).
+for _ in $(seq 20); do GODEBUG=inittrace=1 $cmd_floor 2>&1 >/dev/null; done |
+	awk '$1 == "init" { t[$2] += $5; total += $5 } END {
+		printf "package init (mean of 20 starts): %.2f ms\n", total / 20
+		for (k in t) printf "  %.3f ms  %s\n", t[k] / 20, k | "sort -rn | head -5" }' >&2
+
 # The daemon must not have refreshed anything: every call was the cached path.
 [ "$(grep -c 'token refreshed' "$work/serve.log" || true)" = "$served" ] || echo "warning: the daemon refreshed during the run" >&2
 
