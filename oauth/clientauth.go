@@ -160,9 +160,54 @@ func (c *Certificate) Authenticate(_ context.Context, r ClientAuthRequest) error
 	return nil
 }
 
+// CheckAlg reports whether the key can sign with Alg: PS* and RS* need an
+// RSA key, ES256/ES384/ES512 an ECDSA key on P-256/P-384/P-521. Callers
+// that take Alg from a setting call it when the key is loaded, so a
+// mismatch is a clear error before any sign-in rather than the signer's.
+// An empty Alg (automatic) always fits.
+func (c *Certificate) CheckAlg() error {
+	if c.Alg == "" {
+		return nil
+	}
+	if c.Key == nil {
+		return errors.New("certificate credential has no private key")
+	}
+	var want string
+	switch c.Alg {
+	case jose.PS256, jose.PS384, jose.PS512, jose.RS256, jose.RS384, jose.RS512:
+		if _, ok := c.Key.Public().(*rsa.PublicKey); ok {
+			return nil
+		}
+		want = "an RSA key"
+	case jose.ES256, jose.ES384, jose.ES512:
+		curve := map[jose.SignatureAlgorithm]elliptic.Curve{jose.ES256: elliptic.P256(), jose.ES384: elliptic.P384(), jose.ES512: elliptic.P521()}[c.Alg]
+		if k, ok := c.Key.Public().(*ecdsa.PublicKey); ok && k.Curve == curve {
+			return nil
+		}
+		want = "an ECDSA key on " + curve.Params().Name
+	default:
+		return fmt.Errorf("unsupported assertion algorithm %q: use PS256/384/512, RS256/384/512 or ES256/384/512", c.Alg)
+	}
+	return fmt.Errorf("assertion algorithm %s needs %s, and this certificate's key is %s: change assertion_alg or leave it unset to pick one the key can sign with", c.Alg, want, keyKind(c.Key))
+}
+
+// keyKind names a key's type (and curve) for an error message.
+func keyKind(k crypto.Signer) string {
+	switch pub := k.Public().(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d-bit", pub.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + pub.Curve.Params().Name
+	}
+	return fmt.Sprintf("%T", k)
+}
+
 // algFor picks the signing algorithm.
 func (c *Certificate) algFor(p *provider.Provider) (jose.SignatureAlgorithm, error) {
 	if c.Alg != "" {
+		if err := c.CheckAlg(); err != nil {
+			return "", err
+		}
 		return c.Alg, nil
 	}
 	var candidates []jose.SignatureAlgorithm

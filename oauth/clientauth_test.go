@@ -240,3 +240,44 @@ func TestParseSecretStyle(t *testing.T) {
 		t.Error("private_key_jwt accepted as a secret style")
 	}
 }
+
+// TestCertificateCheckAlg: each configurable algorithm against each key
+// kind; a mismatch is refused with a message naming both, before signing.
+func TestCertificateCheckAlg(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	tests := []struct {
+		alg     jose.SignatureAlgorithm
+		key     crypto.Signer
+		wantErr string
+	}{
+		{"", p256, ""},
+		{jose.PS256, testRSAKey, ""},
+		{jose.RS512, testRSAKey, ""},
+		{jose.ES256, p256, ""},
+		{jose.ES512, p521, ""},
+		{jose.ES256, testRSAKey, "ES256 needs an ECDSA key on P-256, and this certificate's key is RSA 2048-bit"},
+		{jose.ES384, p256, "ES384 needs an ECDSA key on P-384, and this certificate's key is ECDSA P-256"},
+		{jose.PS384, p521, "PS384 needs an RSA key, and this certificate's key is ECDSA P-521"},
+		{jose.HS256, testRSAKey, "unsupported assertion algorithm"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.alg)+"/"+keyKind(tt.key), func(t *testing.T) {
+			c := &Certificate{Key: tt.key, Chain: []*x509.Certificate{testCert(t, tt.key)}, Alg: tt.alg}
+			err := c.CheckAlg()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("CheckAlg = %v, want %q", err, tt.wantErr)
+			}
+			// Signing refuses it the same way instead of the signer's error.
+			if _, err := c.Assertion("cid", "https://as/token", nil, fixedNow); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Assertion = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

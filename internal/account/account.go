@@ -354,6 +354,9 @@ func (a *Account) buildClient(ctx context.Context) (*oauth.Client, error) {
 		}
 		if ac.AssertionAlg != "" {
 			cert.Alg = jose.SignatureAlgorithm(ac.AssertionAlg)
+			if err := cert.CheckAlg(); err != nil {
+				return nil, fmt.Errorf("certificate %s: %w", ac.Certificate, err)
+			}
 		}
 		cert.SendX5C = ac.X5C
 		c.Auth = cert

@@ -94,13 +94,16 @@ type Account struct {
 	// file, or "".
 	Certificate         string
 	CertificatePassword Secret
-	// AssertionAlg signs client assertions: "PS256" (Microsoft default) or
-	// "RS256"; "" lets a non-Microsoft server's metadata decide.
+	// AssertionAlg signs client assertions: PS256/384/512 or RS256/384/512
+	// for an RSA key, ES256/384/512 for an ECDSA key. "" is automatic:
+	// PS256 on Microsoft (set here), else the first algorithm the key can
+	// sign with that the server's metadata lists.
 	AssertionAlg string
 	// X5C puts the certificate chain in the assertion header.
 	X5C bool
 	// AuthMethod sends the client secret as "client_secret_basic" or
-	// "client_secret_post".
+	// "client_secret_post"; "" (an oidc account that does not set it) is
+	// automatic: what the server's metadata advertises.
 	AuthMethod string
 	Flow       Flow
 	// Scopes as written (presets like "imap" or full scope strings), or the
@@ -583,24 +586,29 @@ func (l *loader) account(name string, r *rawAccount) *Account {
 		if a.Provider == Microsoft && r.Certificate != "" {
 			a.AssertionAlg = "PS256"
 		}
-	case "PS256", "RS256":
+	case "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512":
+		// What oauth.Certificate can sign with; whether the key fits (RSA
+		// for PS/RS, the matching ECDSA curve for ES) is checked when the
+		// key is read, at login.
 		a.AssertionAlg = r.AssertionAlg
 		if r.Certificate == "" {
 			l.errorf(k("assertion_alg"), "assertion_alg needs a certificate")
 		}
 	default:
-		l.errorf(k("assertion_alg"), "unknown assertion_alg %q: use PS256 or RS256", r.AssertionAlg)
+		l.errorf(k("assertion_alg"), "unknown assertion_alg %q: use PS256, PS384, PS512, RS256, RS384 or RS512 (RSA keys), ES256, ES384 or ES512 (ECDSA keys), or leave it unset to follow the server", r.AssertionAlg)
 	}
 	if r.X5C && r.Certificate == "" {
 		l.errorf(k("x5c"), "x5c needs a certificate")
 	}
 	switch r.AuthMethod {
 	case "":
-		if a.ClientSecret.IsSet() {
+		// Microsoft and Google take the secret in the body, as their own
+		// libraries send it. Any other server: "" leaves the choice to
+		// oauth.SecretAuto, which follows the server's
+		// token_endpoint_auth_methods_supported, so a server that lists
+		// only client_secret_post works without a setting.
+		if a.ClientSecret.IsSet() && a.Provider != OIDC {
 			a.AuthMethod = "client_secret_post"
-			if a.Provider == OIDC {
-				a.AuthMethod = "client_secret_basic" // every server must support it (RFC 6749 §2.3.1)
-			}
 		}
 	case "client_secret_basic", "client_secret_post":
 		a.AuthMethod = r.AuthMethod

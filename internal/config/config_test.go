@@ -89,7 +89,7 @@ func TestProblems(t *testing.T) {
 		{"missing certificate file", "[accounts.a]\nclient_id = \"x\"\ncertificate = \"nope.pfx\"\n", []want{{3, "accounts.a.certificate", "nope.pfx: no such file"}}},
 		{"certificate options without certificate", "[accounts.a]\nclient_id = \"x\"\ncertificate_password = \"env:P\"\nassertion_alg = \"RS256\"\nx5c = true\n", []want{
 			{3, "accounts.a.certificate_password", "needs a certificate"}, {4, "accounts.a.assertion_alg", "needs a certificate"}, {5, "accounts.a.x5c", "needs a certificate"}}},
-		{"bad assertion_alg", "[accounts.a]\nclient_id = \"x\"\ncertificate = \"app.pem\"\nassertion_alg = \"ES256\"\n", []want{{4, "accounts.a.assertion_alg", "use PS256 or RS256"}}},
+		{"bad assertion_alg", "[accounts.a]\nclient_id = \"x\"\ncertificate = \"app.pem\"\nassertion_alg = \"ES257\"\n", []want{{4, "accounts.a.assertion_alg", "use PS256, PS384, PS512, RS256"}}},
 		{"bad auth_method", "[accounts.a]\nclient_id = \"x\"\nclient_secret = \"env:S\"\nauth_method = \"private_key_jwt\"\n", []want{{4, "accounts.a.auth_method", "certificate always uses private_key_jwt"}}},
 		{"auth_method without secret", "[accounts.a]\nclient_id = \"x\"\nauth_method = \"client_secret_post\"\n", []want{{3, "accounts.a.auth_method", "needs a client_secret"}}},
 		{"bad sasl", "[accounts.a]\nclient_id = \"x\"\nsasl = \"plain\"\n", []want{{3, "accounts.a.sasl", "auto, xoauth2 or oauthbearer"}}},
@@ -239,8 +239,28 @@ scopes = ["openid", "mail"]
 redirect_uri = "http://127.0.0.1:9999/callback"
 imap = "imaps://127.0.0.1:9993"`, &Account{
 			Provider: OIDC, ClientID: "x", Flow: FlowAuthCode, Scopes: []string{"openid", "mail"}, Issuer: "http://127.0.0.1:9000",
-			RedirectURI: "http://127.0.0.1:9999/callback", SASL: "auto", AuthMethod: "client_secret_basic",
+			RedirectURI: "http://127.0.0.1:9999/callback", SASL: "auto", AuthMethod: "", // automatic: the server's metadata decides
 			IMAP: srv("imap", "imaps://127.0.0.1:9993", SecurityTLS, "127.0.0.1", 9993),
+		}},
+		{"oidc with certificate, explicit ES384 and auth_method", `[accounts.o]
+provider = "oidc"
+client_id = "x"
+certificate = "app.pem"
+assertion_alg = "ES384"
+issuer = "http://127.0.0.1:9000/"
+scopes = ["mail"]`, &Account{
+			Provider: OIDC, ClientID: "x", Flow: FlowAuthCode, Scopes: []string{"mail"}, Issuer: "http://127.0.0.1:9000",
+			RedirectURI: "http://127.0.0.1", SASL: "auto", AssertionAlg: "ES384",
+		}},
+		{"oidc with explicit client_secret_basic", `[accounts.o]
+provider = "oidc"
+client_id = "x"
+client_secret = "env:O"
+auth_method = "client_secret_basic"
+issuer = "http://127.0.0.1:9000/"
+scopes = ["mail"]`, &Account{
+			Provider: OIDC, ClientID: "x", Flow: FlowAuthCode, Scopes: []string{"mail"}, Issuer: "http://127.0.0.1:9000",
+			RedirectURI: "http://127.0.0.1", SASL: "auto", AuthMethod: "client_secret_basic",
 		}},
 	}
 	for _, tt := range tests {
