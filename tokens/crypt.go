@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/mailoauth/mailoauth/internal/keyring"
+	"github.com/mailoauth/mailoauth/internal/paths"
 )
 
 // KeySize is the size of the data-encryption key: AES-256.
@@ -217,7 +218,7 @@ func readKeyFile(path string) ([]byte, error) {
 // with mode 0600, writing to a temporary file first so a crash never leaves
 // a half-written key.
 func writeKeyFile(path string, key []byte) error {
-	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+	if err := paths.PrivateDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
@@ -243,14 +244,6 @@ func writeKeyFile(path string, key []byte) error {
 	// Link fails if path exists, unlike Rename: the first writer wins.
 	if err := os.Link(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write key file: %w", err)
-	}
-	return nil
-}
-
-// mkdirPrivate creates dir (and parents) with mode 0700.
-func mkdirPrivate(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	return nil
 }

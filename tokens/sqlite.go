@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // pure Go SQLite: the binary must build with CGO_ENABLED=0
+
+	"github.com/mailoauth/mailoauth/internal/paths"
 )
 
 // sqliteSchema: one row per record, per lease, per meta value. WITHOUT ROWID
@@ -53,7 +55,7 @@ type sqliteBackend struct {
 }
 
 func openSQLite(ctx context.Context, path string) (*sqliteBackend, error) {
-	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+	if err := paths.PrivateDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	// Create the file ourselves so it is 0600 from the first byte; SQLite

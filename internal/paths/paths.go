@@ -11,6 +11,7 @@ package paths
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,12 +113,46 @@ func EnsureDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("create %s: not a directory", dir)
 	}
+	if fi.Mode()&fs.ModeSticky != 0 {
+		// A sticky folder (/tmp) is shared by design: taking it over
+		// would break every other user of it, and tokens there are not
+		// private anyway.
+		return fmt.Errorf("%s is a shared folder (sticky bit, like /tmp): name a private folder of your own", dir)
+	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("restrict %s to its owner: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// PrivateDir creates dir (and its parents) mode 0700, for the token store
+// and its key file. When dir is the state directory (StateDir), it is
+// EnsureDir: an existing state directory open to other users is tightened
+// too. Any other existing folder keeps its mode: the user named it (store =
+// "sqlite:/srv/…", a library caller's path) and may share it on purpose.
+func PrivateDir(dir string) error {
+	if state, err := StateDir(); err == nil && sameDir(state, dir) {
+		return EnsureDir(dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return nil
+}
+
+// sameDir reports whether a and b name the same folder: equal once cleaned
+// and made absolute, or the same file when both exist (a symlinked home).
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 // ExpandHome replaces a leading "~/" (or a lone "~") with the home

@@ -1,9 +1,11 @@
 package paths
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -82,6 +84,62 @@ func TestEnsureDirTightens(t *testing.T) {
 	}
 	if got := fi.Mode().Perm(); got != 0o700 {
 		t.Errorf("mode = %v, want 0700", got)
+	}
+}
+
+// TestPrivateDir: a missing folder is created 0700 wherever it is; an
+// existing one is tightened only when it is the state directory; a sticky
+// (shared, /tmp-like) state directory is refused rather than taken over.
+func TestPrivateDir(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	tests := []struct {
+		name    string
+		exists  fs.FileMode // 0 = missing
+		isState bool
+		want    fs.FileMode
+		wantErr string
+	}{
+		{name: "missing state dir", isState: true, want: 0o700},
+		{name: "missing other dir", want: 0o700},
+		{name: "open state dir tightened", exists: 0o755, isState: true, want: 0o700},
+		{name: "group-readable state dir tightened", exists: 0o750, isState: true, want: 0o700},
+		{name: "open other dir kept", exists: 0o755, want: 0o755},
+		{name: "sticky state dir refused", exists: 0o777 | fs.ModeSticky, isState: true, want: 0o777, wantErr: "shared folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "a", "b")
+			if tt.exists != 0 {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(dir, tt.exists); err != nil {
+					t.Fatal(err)
+				}
+			}
+			state := filepath.Join(t.TempDir(), "state")
+			if tt.isState {
+				state = dir + "/" // not cleaned, as a user may write it
+			}
+			t.Setenv(EnvStateDir, state)
+			err := PrivateDir(dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("err = %v, want %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != tt.want {
+				t.Errorf("mode = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
