@@ -456,6 +456,51 @@ func dropOIDC(ss []string) []string {
 	return slices.DeleteFunc(slices.Clone(ss), provider.IsOIDCScope)
 }
 
+// ScopesCover reports, without any request, whether the account's
+// configured scopes ask for what resource needs: nil when they do, else an
+// error naming the scope preset to add. `mailoauth check` uses it to skip
+// the protocols an account was never meant for instead of failing them.
+// Microsoft user accounts are checked per protocol (IMAP needs
+// IMAP.AccessAsUser.All, POP3 POP.AccessAsUser.All, SMTP SMTP.Send, EWS
+// EWS.AccessAsUser.All, an Exchange "/.default" covers them all; Graph needs
+// any Graph scope), since one Exchange token without the protocol's scope
+// is refused by that server only. App-only tokens (always the resource's
+// "/.default"), Google (one scope for all mail) and other servers (scopes
+// only they understand) are always covered.
+func (a *Account) ScopesCover(ctx context.Context, resource string) error {
+	key, err := a.cacheKey(resource)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Provider != config.Microsoft || a.AppOnly() {
+		return nil
+	}
+	p, err := a.Provider(ctx)
+	if err != nil {
+		return err
+	}
+	scopes, err := a.resourceScopes(p, key)
+	if err != nil || key != cacheExchange {
+		return err
+	}
+	need := map[string]struct{ scope, preset string }{
+		ResourceIMAP: {"IMAP.AccessAsUser.All", "imap"},
+		ResourcePOP:  {"POP.AccessAsUser.All", "pop"}, "pop3": {"POP.AccessAsUser.All", "pop"},
+		ResourceSMTP: {"SMTP.Send", "smtp"},
+		ResourceEWS:  {"EWS.AccessAsUser.All", "ews"},
+	}[strings.ToLower(resource)]
+	if need.scope == "" {
+		return nil // the Exchange token as such: any Exchange scope
+	}
+	for _, s := range scopes {
+		name := s[strings.LastIndex(s, "/")+1:]
+		if strings.EqualFold(name, need.scope) || name == ".default" {
+			return nil
+		}
+	}
+	return fmt.Errorf("account %s: its scopes include none for %s (%s); add %s to scopes and log in again", a.cfg.Name, resource, need.scope, need.preset)
+}
+
 // Token returns a valid access token for a resource: "imap", "pop", "smtp",
 // "ews" or "graph". On Microsoft the Exchange protocols share one Exchange
 // token and Graph has its own, both refreshed from the one refresh token

@@ -201,3 +201,65 @@ func TestConsentRefusesMultiTenant(t *testing.T) {
 		t.Errorf("organizations: %q, %v", u, err)
 	}
 }
+
+// TestScopesCover: which protocols an account's scopes ask for, with no
+// network (Microsoft and Google providers come from the config alone).
+func TestScopesCover(t *testing.T) {
+	m := open(t, `
+[accounts.mail]
+client_id = "x"
+scopes = ["imap", "smtp", "offline_access"]
+[accounts.graph]
+client_id = "x"
+scopes = ["graph-mail-read"]
+[accounts.default]
+client_id = "x"
+scopes = ["https://outlook.office365.com/.default"]
+[accounts.full]
+client_id = "x"
+scopes = ["https://outlook.office365.com/POP.AccessAsUser.All", "Mail.Read"]
+[accounts.app]
+client_id = "x"
+tenant = "contoso.com"
+client_secret = "env:X"
+flow = "client_credentials"
+email = "a@contoso.com"
+[accounts.g]
+provider = "google"
+client_id = "x"
+client_secret = "env:X"
+`)
+	tests := []struct{ account, resource, wantErr string }{
+		{"mail", "imap", ""},
+		{"mail", "smtp", ""},
+		{"mail", "pop", "its scopes include none for pop (POP.AccessAsUser.All); add pop to scopes"},
+		{"mail", "ews", "add ews to scopes"},
+		{"mail", "graph", "add graph-mail to scopes"},
+		{"graph", "graph", ""},
+		{"graph", "imap", "add imap, pop, smtp or ews to scopes"},
+		{"default", "pop", ""},
+		{"default", "smtp", ""},
+		{"full", "pop3", ""},
+		{"full", "imap", "add imap to scopes"},
+		{"full", "graph", ""},
+		{"app", "graph", ""}, // app-only: the resource's /.default, whatever the presets
+		{"app", "pop", ""},
+		{"g", "pop", ""},
+		{"g", "graph", "Graph exists only for Microsoft accounts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.account+"/"+tt.resource, func(t *testing.T) {
+			a, err := m.Account(tt.account)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = a.ScopesCover(context.Background(), tt.resource)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

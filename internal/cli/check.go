@@ -29,6 +29,9 @@ type mailAccount interface {
 	HTTPClient() *http.Client
 	Config() *config.Account
 	Token(ctx context.Context, resource string) (*oauth.Token, error)
+	// ScopesCover says, without a request, whether the configured scopes
+	// ask for what resource needs (nil) or which preset is missing.
+	ScopesCover(ctx context.Context, resource string) error
 }
 
 // checkOptions are the flags of `mailoauth check`.
@@ -48,7 +51,8 @@ func newCheckCmd(g *Globals) *cobra.Command {
 		Short: "Log in to the account's mail servers with a fresh token and say what worked",
 		Long: "check gets a fresh access token for each protocol, connects and authenticates, and reports\n" +
 			"step by step what worked and, when not, the server's exact reply and what to do about it.\n" +
-			"Without protocol flags it checks every server the account has. It reads no mail unless\n" +
+			"Without protocol flags it checks every server the account has whose protocol its scopes\n" +
+			"cover, and says which it skipped and why. It reads no mail unless\n" +
 			"--recent asks for the newest messages' summaries.\n\n" +
 			"Exit status: 0 when every check passed, 4 when the account needs `mailoauth login`, 1 otherwise.",
 		Args: cobra.ExactArgs(1),
@@ -74,6 +78,13 @@ type checkResult struct {
 	Report   *mailclient.Report `json:"report"`
 }
 
+// checkSkip is a protocol left out because the account's scopes do not
+// cover it, as --json prints it.
+type checkSkip struct {
+	Protocol string `json:"protocol"`
+	Reason   string `json:"reason"`
+}
+
 func runCheck(ctx context.Context, g *Globals, o *checkOptions) error {
 	a, err := g.Account(o.Account)
 	if err != nil {
@@ -88,6 +99,15 @@ func runCheck(ctx context.Context, g *Globals, o *checkOptions) error {
 		return err
 	}
 	defer closeAcct()
+	protos, skipped, err := coveredProtocols(ctx, acct, protos, !o.IMAP && !o.POP3 && !o.SMTP && !o.Graph)
+	if err != nil {
+		return err
+	}
+	if !g.JSON {
+		for _, sk := range skipped {
+			fmt.Fprintf(g.Out, "%s skipped: %s\n", strings.ToUpper(sk.Protocol), sk.Reason)
+		}
+	}
 	var results []checkResult
 	for _, p := range protos {
 		rep, err := checkOne(ctx, g, acct, p, o.Recent)
@@ -104,7 +124,8 @@ func runCheck(ctx context.Context, g *Globals, o *checkOptions) error {
 			Account string        `json:"account"`
 			OK      bool          `json:"ok"`
 			Checks  []checkResult `json:"checks"`
-		}{Account: acct.Name(), OK: true, Checks: results}
+			Skipped []checkSkip   `json:"skipped,omitempty"`
+		}{Account: acct.Name(), OK: true, Checks: results, Skipped: skipped}
 		for _, r := range results {
 			out.OK = out.OK && r.OK
 		}
@@ -155,6 +176,39 @@ func checkProtocols(a *config.Account, o *checkOptions) ([]string, error) {
 		return nil, &ConfigError{Err: fmt.Errorf("account %s has no mail servers to check: set imap, pop3, smtp or graph", a.Name)}
 	}
 	return out, nil
+}
+
+// coveredProtocols keeps the protocols whose token the account's scopes
+// ask for. When the user named none (all), the others are skipped with the
+// reason, so an IMAP-only account does not fail a Graph check it was never
+// set up for; an explicit --graph without a Graph scope is a config error
+// naming the preset to add, as `token --resource graph` says. An explicit
+// IMAP, POP3 or SMTP check always runs: the server's own reply is then the
+// most useful answer.
+func coveredProtocols(ctx context.Context, acct mailAccount, protos []string, all bool) ([]string, []checkSkip, error) {
+	var keep []string
+	var skipped []checkSkip
+	for _, p := range protos {
+		err := acct.ScopesCover(ctx, tokenResource(p))
+		switch {
+		case err == nil:
+			keep = append(keep, p)
+		case all:
+			skipped = append(skipped, checkSkip{Protocol: p, Reason: err.Error()})
+		case p == "graph":
+			return nil, nil, &ConfigError{Err: err}
+		default:
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == 0 {
+		reasons := make([]string, len(skipped))
+		for i, sk := range skipped {
+			reasons[i] = sk.Protocol + ": " + sk.Reason
+		}
+		return nil, nil, &ConfigError{Err: fmt.Errorf("account %s: its scopes cover none of its servers (%s)", acct.Name(), strings.Join(reasons, "; "))}
+	}
+	return keep, skipped, nil
 }
 
 // tokenResource maps a protocol to the resource name Account.Token takes.

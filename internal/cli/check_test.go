@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mailoauth/mailoauth/internal/config"
 	"github.com/mailoauth/mailoauth/internal/demo"
 	"github.com/mailoauth/mailoauth/internal/emulator"
 )
@@ -256,6 +259,113 @@ func TestCheckFlags(t *testing.T) {
 			code, _, errOut := runCLI(t, env.ConfigFile, "", tt.args...)
 			if code != tt.wantCode || !strings.Contains(errOut, tt.wantErr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestCheckSkipsUncoveredProtocols: an account whose scopes name only
+// imap and smtp has POP3 and Graph servers too (the Microsoft defaults);
+// `check` without flags checks IMAP and SMTP, says why it skipped the
+// others, and passes; an explicit --graph is refused with the preset to add,
+// as `token --resource graph` says.
+func TestCheckSkipsUncoveredProtocols(t *testing.T) {
+	env := startDemoEnv(t, false)
+	data, err := os.ReadFile(env.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy of the demo user account with mail-only scopes.
+	doc := string(data)
+	start := strings.Index(doc, "[accounts."+demo.UserAccount+"]")
+	end := strings.Index(doc, "[accounts."+demo.AppAccount+"]")
+	mailOnly := strings.Replace(doc[start:end], "[accounts."+demo.UserAccount+"]", "[accounts.mailonly]", 1)
+	mailOnly = strings.Replace(mailOnly, `scopes = ["imap", "pop", "smtp", "graph-mail", "offline_access"]`, `scopes = ["imap", "smtp", "offline_access"]`, 1)
+	if !strings.Contains(mailOnly, `scopes = ["imap", "smtp", "offline_access"]`) {
+		t.Fatalf("demo config changed shape:\n%s", doc)
+	}
+	if err := os.WriteFile(env.ConfigFile, []byte(doc+"\n"+mailOnly), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if env.Config, err = config.Load(env.ConfigFile); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := env.SignIn(ctx, "mailonly"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name        string
+		args        []string
+		wantCode    int
+		want        []string // substrings of stdout
+		notWant     []string
+		wantErr     string // substring of stderr
+		wantSkipped []string
+	}{
+		{
+			name: "no flags: covered protocols only", args: []string{"check", "mailonly"}, wantCode: ExitOK,
+			want: []string{
+				"POP3 skipped: account mailonly: its scopes include none for pop (POP.AccessAsUser.All); add pop to scopes and log in again",
+				"GRAPH skipped: account mailonly: its scopes include none for graph; add graph-mail to scopes and log in again",
+				"IMAP imaps://", "SMTP smtp://", "ok   authenticate",
+			},
+			notWant: []string{"FAIL", "POP3 pop3s://", "GRAPH https://"},
+		},
+		{
+			name: "explicit graph", args: []string{"check", "mailonly", "--graph"}, wantCode: ExitConfig,
+			wantErr: "add graph-mail to scopes", notWant: []string{"IMAP", "GRAPH"},
+		},
+		{
+			name: "explicit graph with imap", args: []string{"check", "mailonly", "--imap", "--graph"}, wantCode: ExitConfig,
+			wantErr: "add graph-mail to scopes", notWant: []string{"IMAP"},
+		},
+		{
+			name: "json lists the skipped", args: []string{"check", "mailonly", "--json"}, wantCode: ExitOK,
+			wantSkipped: []string{"pop3", "graph"},
+		},
+		{
+			name: "full scopes skip nothing", args: []string{"check", "demo", "--json"}, wantCode: ExitRelogin, // demo is not signed in here
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, env.ConfigFile, "", tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("stdout has %q:\n%s", w, out)
+				}
+			}
+			if !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantErr, errOut)
+			}
+			if slices.Contains(tt.args, "--json") {
+				var got struct {
+					Skipped []struct{ Protocol, Reason string }
+				}
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+				}
+				var protos []string
+				for _, s := range got.Skipped {
+					protos = append(protos, s.Protocol)
+					if !strings.Contains(s.Reason, "add ") {
+						t.Errorf("skip reason %q does not say what to add", s.Reason)
+					}
+				}
+				if diff := cmp.Diff(tt.wantSkipped, protos); diff != "" {
+					t.Errorf("skipped (-want +got):\n%s", diff)
+				}
 			}
 		})
 	}
