@@ -22,10 +22,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailoauth/mailoauth/internal/retryafter"
 )
 
 // DefaultBaseURL is the global cloud's Graph v1.0 root. National clouds
@@ -225,26 +226,6 @@ func pathOf(raw string) string {
 	return u.Path
 }
 
-// retryAfter reads Retry-After as seconds or an HTTP date (RFC 9110 §10.2.3).
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(min(n, 24*3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
 // Error is a Graph error response: the HTTP status and Graph's error
 // envelope {"error":{"code","message","innerError":{"request-id",…}}}.
 type Error struct {
@@ -313,7 +294,7 @@ const maxErrorText = 1024
 // decodeError builds an *Error from a non-2xx response. A body that is not
 // Graph's envelope leaves Code empty and keeps a capped bit of the text.
 func decodeError(status int, h http.Header, body []byte) *Error {
-	e := &Error{StatusCode: status, RetryAfter: retryAfter(h, time.Now())}
+	e := &Error{StatusCode: status, RetryAfter: retryafter.Header(h, time.Now())}
 	var env errorEnvelope
 	if err := json.Unmarshal(body, &env); err == nil && env.Error.Code != "" {
 		e.Code = capText(env.Error.Code)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -352,24 +351,6 @@ func TestMailboxFor(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzRetryAfter feeds Retry-After headers a throttling server could send:
-// never a panic, never a negative wait, and seconds capped at a day.
-func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{"7", "0", "-3", "86401", "99999999999999999999", "Sun, 22 Nov 2026 01:00:30 GMT", "Mon, 01 Jan 0001 00:00:00 GMT", "soon", ""} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		d := retryAfter(http.Header{"Retry-After": {v}}, now)
-		if d < 0 {
-			t.Errorf("retryAfter(%q) = %v, negative", v, d)
-		}
-		if _, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && d > 24*time.Hour {
-			t.Errorf("retryAfter(%q) = %v, over the one-day cap", v, d)
-		}
-	})
 }
 
 // TestSendMailTooLarge checks that a message over Graph's 4 MB request

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailoauth/mailoauth/internal/retryafter"
 	"github.com/mailoauth/mailoauth/provider"
 )
 
@@ -193,23 +194,8 @@ func DecodeTokenResponse(body []byte, now time.Time, requested []string) (*Token
 // secrets (the request's secret values) are scrubbed from the result.
 func DecodeErrorResponse(status int, header http.Header, body []byte, secrets ...string) *Error {
 	e := decodeError("token", status, header.Get("Content-Type"), body, secrets)
-	e.RetryAfter = parseRetryAfter(header.Get("Retry-After"))
+	e.RetryAfter = retryafter.Header(header, time.Now())
 	return e
-}
-
-func parseRetryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(min(n, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return min(d, 24*time.Hour)
-		}
-	}
-	return 0
 }
 
 // postForm sends form to endpointURL with client authentication and returns
@@ -283,7 +269,7 @@ func (c *Client) token(ctx context.Context, form url.Values, requested []string)
 	}
 	if status != http.StatusOK && status != http.StatusCreated {
 		e := decodeError("token", status, h.Get("Content-Type"), body, secrets)
-		e.RetryAfter = parseRetryAfter(h.Get("Retry-After"))
+		e.RetryAfter = retryafter.Header(h, c.now())
 		return nil, e
 	}
 	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt != "" && !strings.Contains(mt, "json") {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mailoauth/mailoauth/internal/retryafter"
 )
 
 // deviceGrantType is RFC 8628 §3.4's grant type.
@@ -138,7 +140,7 @@ func (c *Client) DeviceAuthorize(ctx context.Context, scopes []string) (*DeviceA
 	}
 	if status != http.StatusOK {
 		e := decodeError("device authorization", status, h.Get("Content-Type"), body, nil)
-		e.RetryAfter = parseRetryAfter(h.Get("Retry-After"))
+		e.RetryAfter = retryafter.Header(h, c.now())
 		return nil, e
 	}
 	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt != "" && !strings.Contains(mt, "json") {

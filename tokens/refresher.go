@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/mailoauth/mailoauth/internal/retryafter"
 	"github.com/mailoauth/mailoauth/oauth"
 )
 
@@ -114,7 +114,7 @@ func classify(err error) (class, time.Duration) {
 				status = re.Response.StatusCode
 			}
 			if after == 0 {
-				after = parseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now())
+				after = retryafter.Header(re.Response.Header, time.Now())
 			}
 		}
 	}
@@ -138,22 +138,4 @@ func classify(err error) (class, time.Duration) {
 		return classTransient, 0 // connection refused, reset, DNS…
 	}
 	return classFatal, 0
-}
-
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date
-// (RFC 9110 §10.2.3). Anything else, or a date in the past, gives 0.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -582,35 +582,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func FuzzParseRetryAfter(f *testing.F) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, s := range []string{"", "0", "120", "-1", "Wed, 21 Oct 2026 07:28:00 GMT", "soon", "99999999999999999999"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		if d := parseRetryAfter(v, now); d < 0 {
-			t.Fatalf("parseRetryAfter(%q) = %v, negative", v, d)
-		}
-	})
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 10, 21, 7, 28, 0, 0, time.UTC)
-	tests := map[string]time.Duration{
-		"":                              0,
-		"120":                           2 * time.Minute,
-		"-3":                            0,
-		"Wed, 21 Oct 2026 07:29:00 GMT": time.Minute,
-		"Wed, 21 Oct 2026 07:27:00 GMT": 0,
-		"later":                         0,
-	}
-	for in, want := range tests {
-		if got := parseRetryAfter(in, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func sorted(s []string) []string {
 	out := append([]string(nil), s...)
 	for i := range out {
