@@ -99,36 +99,92 @@ var schemes = map[string]struct {
 	"smtp+insecure": {SMTP, Insecure, 587},
 }
 
+// URLPart names what is wrong in a server URL, for callers that word the
+// problem their own way (the config file checker).
+type URLPart int
+
+// The parts ParseURL checks, in order.
+const (
+	URLSyntax   URLPart = iota // not a URL at all
+	URLScheme                  // a scheme that is not imap(s), pop3(s), smtp(s) or +insecure
+	URLExtra                   // user info, a path, a query or a fragment
+	URLHost                    // no host
+	URLPort                    // a port that is not 1–65535
+	URLInsecure                // +insecure to a host that is not loopback
+)
+
+// URLError is ParseURL's error: the URL, the part found wrong and, for
+// URLScheme and URLPort, the offending scheme or port. It wraps
+// ErrInsecureNotLoopback for URLInsecure.
+type URLError struct {
+	URL   string
+	Part  URLPart
+	Value string // the scheme or the port, when Part names one
+	Err   error  // the url.Parse error (URLSyntax), the bad IP (URLHost) or ErrInsecureNotLoopback
+}
+
+// Error describes the problem in words.
+func (e *URLError) Error() string {
+	switch e.Part {
+	case URLSyntax:
+		return fmt.Sprintf("mail server url: %v", e.Err)
+	case URLScheme:
+		return fmt.Sprintf("mail server url %q: unknown scheme %q (want imaps, imap, pop3s, pop3, smtps, smtp, or one of them with +insecure)", e.URL, e.Value)
+	case URLExtra:
+		return fmt.Sprintf("mail server url %q: only scheme://host[:port] is allowed", e.URL)
+	case URLHost:
+		if e.Err != nil {
+			return fmt.Sprintf("mail server url %q: bad host: %v", e.URL, e.Err)
+		}
+		return fmt.Sprintf("mail server url %q: no host", e.URL)
+	case URLPort:
+		return fmt.Sprintf("mail server url %q: bad port %q", e.URL, e.Value)
+	}
+	return fmt.Sprintf("mail server url %q: %v", e.URL, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *URLError) Unwrap() error { return e.Err }
+
 // ParseURL parses a server URL such as "imaps://outlook.office365.com" or
 // "smtp://smtp.office365.com:587". A missing port gets the scheme's default
 // (993, 143, 995, 110, 465, 587). User info, paths and queries are refused
 // rather than ignored, so a URL that means more than we do is not half-used.
+// Its errors are *URLError. It is the one table of mail URL schemes: the
+// config file's server keys are checked with it too.
 func ParseURL(raw string) (Server, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Server{}, fmt.Errorf("mail server url: %w", err)
+		return Server{}, &URLError{URL: raw, Part: URLSyntax, Err: err}
 	}
 	sc, ok := schemes[strings.ToLower(u.Scheme)]
 	if !ok {
-		return Server{}, fmt.Errorf("mail server url %q: unknown scheme %q (want imaps, imap, pop3s, pop3, smtps, smtp, or one of them with +insecure)", raw, u.Scheme)
+		return Server{}, &URLError{URL: raw, Part: URLScheme, Value: u.Scheme}
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return Server{}, fmt.Errorf("mail server url %q: only scheme://host[:port] is allowed", raw)
+		return Server{}, &URLError{URL: raw, Part: URLExtra}
 	}
 	host := u.Hostname()
 	if host == "" {
-		return Server{}, fmt.Errorf("mail server url %q: no host", raw)
+		return Server{}, &URLError{URL: raw, Part: URLHost}
+	}
+	if strings.Contains(host, ":") {
+		// Only an IPv6 literal may hold colons; url.Parse lets "smtp://::"
+		// through with host ":", which no dialler can use.
+		if _, err := netip.ParseAddr(host); err != nil {
+			return Server{}, &URLError{URL: raw, Part: URLHost, Err: err}
+		}
 	}
 	port := sc.port
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return Server{}, fmt.Errorf("mail server url %q: bad port %q", raw, p)
+			return Server{}, &URLError{URL: raw, Part: URLPort, Value: p}
 		}
 		port = n
 	}
 	if sc.sec == Insecure && !isLoopback(host) {
-		return Server{}, fmt.Errorf("mail server url %q: %w", raw, ErrInsecureNotLoopback)
+		return Server{}, &URLError{URL: raw, Part: URLInsecure, Value: host, Err: ErrInsecureNotLoopback}
 	}
 	return Server{Protocol: sc.proto, Security: sc.sec, Host: host, Port: port}, nil
 }

@@ -701,3 +701,24 @@ func TestServerStopsAnswering(t *testing.T) {
 		t.Errorf("token in the error: %s", last.Error)
 	}
 }
+
+// FuzzParseURL: server URLs come from config files and flags; parsing
+// never panics, every error is a *URLError, and a parsed server's URL
+// parses back to the same server.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"imaps://outlook.office365.com", "smtp://h:587", "pop3+insecure://[::1]:1100", "imap+insecure://10.0.0.1", "imaps://u@h/x?y#z", "imaps://h:99999", "imaps://", "%", "mailto:a@b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		srv, err := ParseURL(raw)
+		if err != nil {
+			if _, ok := errors.AsType[*URLError](err); !ok {
+				t.Fatalf("ParseURL(%q) error %T, want *URLError", raw, err)
+			}
+			return
+		}
+		if again, err := ParseURL(srv.URL()); err != nil || again != srv {
+			t.Fatalf("ParseURL(%q).URL() = %q parses to %+v, %v", raw, srv.URL(), again, err)
+		}
+	})
+}

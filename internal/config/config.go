@@ -35,6 +35,7 @@ import (
 
 	"github.com/mailoauth/mailoauth/internal/paths"
 	"github.com/mailoauth/mailoauth/internal/tomlpos"
+	"github.com/mailoauth/mailoauth/mailclient"
 	"github.com/mailoauth/mailoauth/provider"
 )
 
@@ -788,47 +789,52 @@ func (l *loader) redirect(key toml.Key, s string) string {
 	return s
 }
 
-// Ports and security per scheme. smtp:// means submission on 587 with
-// STARTTLS, not port 25.
-var schemes = map[string]struct {
-	proto string
-	sec   Security
-	port  int
-}{
-	"imaps": {"imap", SecurityTLS, 993}, "imap": {"imap", SecurityStartTLS, 143}, "imap+insecure": {"imap", SecurityNone, 143},
-	"pop3s": {"pop3", SecurityTLS, 995}, "pop3": {"pop3", SecurityStartTLS, 110}, "pop3+insecure": {"pop3", SecurityNone, 110},
-	"smtps": {"smtp", SecurityTLS, 465}, "smtp": {"smtp", SecurityStartTLS, 587}, "smtp+insecure": {"smtp", SecurityNone, 587},
-}
-
 // ParseServer checks a mail server URL for protocol ("imap", "pop3",
 // "smtp"). It is exported for the proxy's and check's command-line flags.
+// The schemes, default ports and rules are mailclient.ParseURL's (one table
+// for the whole program: smtp:// means submission on 587 with STARTTLS, not
+// port 25); only the words are the config file's, naming the fix.
 func ParseServer(proto, s string) (*Server, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
+	ms, err := mailclient.ParseURL(s)
+	if ue, ok := errors.AsType[*mailclient.URLError](err); ok {
+		switch ue.Part {
+		case mailclient.URLScheme:
+			return nil, schemeError(proto, ue.Value)
+		case mailclient.URLExtra:
+			return nil, fmt.Errorf("%q: give only scheme://host[:port]", s)
+		case mailclient.URLPort:
+			return nil, fmt.Errorf("invalid port %q", ue.Value)
+		case mailclient.URLInsecure:
+			return nil, fmt.Errorf("%s sends the token in plain text and is allowed for loopback hosts only, not %s", schemeOf(s)+"://", ue.Value)
+		}
 		return nil, fmt.Errorf("%q is not a URL such as %ss://host:port", s, proto)
 	}
-	sc, ok := schemes[u.Scheme]
-	if !ok || sc.proto != proto {
-		return nil, fmt.Errorf("scheme %q: use %ss:// (TLS), %s:// (STARTTLS, required) or %s+insecure:// (plain text, loopback only)", u.Scheme, proto, proto, proto)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL such as %ss://host:port", s, proto)
 	}
-	if u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%q: give only scheme://host[:port]", s)
+	if string(ms.Protocol) != proto {
+		return nil, schemeError(proto, schemeOf(s))
 	}
-	host := u.Hostname()
-	if sc.sec == SecurityNone && !isLoopback(host) {
-		return nil, fmt.Errorf("%s:// sends the token in plain text and is allowed for loopback hosts only, not %s", u.Scheme, host)
+	srv := &Server{Protocol: proto, Host: ms.Host, Port: ms.Port, URL: ms.URL()}
+	switch ms.Security {
+	case mailclient.ImplicitTLS:
+		srv.Security = SecurityTLS
+	case mailclient.StartTLS:
+		srv.Security = SecurityStartTLS
+	case mailclient.Insecure:
+		srv.Security = SecurityNone
 	}
-	port := sc.port
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("invalid port %q", p)
-		}
-		port = n
-	}
-	srv := &Server{Protocol: proto, Security: sc.sec, Host: host, Port: port}
-	srv.URL = u.Scheme + "://" + srv.Addr()
 	return srv, nil
+}
+
+func schemeError(proto, scheme string) error {
+	return fmt.Errorf("scheme %q: use %ss:// (TLS), %s:// (STARTTLS, required) or %s+insecure:// (plain text, loopback only)", scheme, proto, proto, proto)
+}
+
+// schemeOf is the lower-cased scheme of a URL mailclient.ParseURL read.
+func schemeOf(s string) string {
+	scheme, _, _ := strings.Cut(s, ":")
+	return strings.ToLower(scheme)
 }
 
 func (l *loader) server(key toml.Key, proto, s, def string) *Server {

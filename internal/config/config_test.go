@@ -571,3 +571,41 @@ func TestFixedContractKeys(t *testing.T) {
 		t.Errorf("account keys documented in the README (-want +got)\n%s", diff)
 	}
 }
+
+// TestParseServer: the schemes and rules are mailclient.ParseURL's, the
+// messages name the config file's fix.
+func TestParseServer(t *testing.T) {
+	tests := []struct {
+		proto, in string
+		want      *Server
+		wantErr   string
+	}{
+		{proto: "imap", in: "imaps://mail.example.com", want: &Server{URL: "imaps://mail.example.com:993", Protocol: "imap", Security: SecurityTLS, Host: "mail.example.com", Port: 993}},
+		{proto: "smtp", in: "SMTP://smtp.example.com/", want: &Server{URL: "smtp://smtp.example.com:587", Protocol: "smtp", Security: SecurityStartTLS, Host: "smtp.example.com", Port: 587}},
+		{proto: "pop3", in: "pop3+insecure://[::1]:1100", want: &Server{URL: "pop3+insecure://[::1]:1100", Protocol: "pop3", Security: SecurityNone, Host: "::1", Port: 1100}},
+		{proto: "smtp", in: "imaps://smtp.example.com", wantErr: `scheme "imaps": use smtps:// (TLS), smtp:// (STARTTLS, required) or smtp+insecure:// (plain text, loopback only)`},
+		{proto: "imap", in: "https://mail.example.com", wantErr: `scheme "https": use imaps://`},
+		{proto: "imap", in: "imaps://u@mail.example.com", wantErr: `"imaps://u@mail.example.com": give only scheme://host[:port]`},
+		{proto: "imap", in: "imaps://mail.example.com:0", wantErr: `invalid port "0"`},
+		{proto: "pop3", in: "pop3+insecure://mail.example.com", wantErr: "pop3+insecure:// sends the token in plain text and is allowed for loopback hosts only, not mail.example.com"},
+		{proto: "imap", in: "imaps://", wantErr: `"imaps://" is not a URL such as imaps://host:port`},
+		{proto: "imap", in: "imaps://bad host", wantErr: "is not a URL such as imaps://host:port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseServer(tt.proto, tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
