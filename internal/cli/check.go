@@ -332,14 +332,9 @@ func (g *Globals) openMailAccount(ctx context.Context, name string) (mailAccount
 	if _, err := g.Account(name); err != nil {
 		return nil, nil, err
 	}
-	m, err := openAccounts(ctx, g) // the same store options as login and token
+	m, a, err := openAccount(ctx, g, name) // the same store options as login and token
 	if err != nil {
 		return nil, nil, err
-	}
-	a, err := m.Account(name)
-	if err != nil {
-		m.Close()
-		return nil, nil, &ConfigError{Err: err}
 	}
 	return a, func() { m.Close() }, nil
 }

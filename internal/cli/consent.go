@@ -59,15 +59,11 @@ type consentJSON struct {
 
 func runConsent(ctx context.Context, o *ConsentOptions) error {
 	g := o.G
-	m, err := openAccounts(ctx, g)
+	m, a, err := openAccount(ctx, g, o.Account)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	a, err := m.Account(o.Account)
-	if err != nil {
-		return &ConfigError{Err: err}
-	}
 	if o.URLOnly {
 		u, err := a.AdminConsentURL(ctx, o.V1)
 		if err != nil {

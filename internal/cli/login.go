@@ -87,15 +87,11 @@ func noDisplay() bool {
 
 func runLogin(ctx context.Context, o *LoginOptions) error {
 	g := o.G
-	m, err := openAccounts(ctx, g)
+	m, a, err := openAccount(ctx, g, o.Account)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	a, err := m.Account(o.Account)
-	if err != nil {
-		return &ConfigError{Err: err}
-	}
 	if ru := a.Config().RedirectURI; a.Config().Flow == config.FlowAuthCode && ru != "" {
 		if _, err := loopback.ParseRedirectURI(ru); err != nil {
 			// An https (web app) redirect cannot come back to a

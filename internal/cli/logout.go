@@ -34,15 +34,11 @@ func newLogoutCmd(g *Globals, runF func(context.Context, *LogoutOptions) error) 
 
 func runLogout(ctx context.Context, o *LogoutOptions) error {
 	g := o.G
-	m, err := openAccounts(ctx, g)
+	m, a, err := openAccount(ctx, g, o.Account)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	a, err := m.Account(o.Account)
-	if err != nil {
-		return &ConfigError{Err: err}
-	}
 	res, err := a.Logout(ctx)
 	if err != nil {
 		return reportError(g, err)

@@ -83,15 +83,11 @@ func runToken(ctx context.Context, o *TokenOptions) error {
 	if done, err := runTokenViaDaemon(ctx, o); done {
 		return err
 	}
-	m, err := openAccounts(ctx, g)
+	m, a, err := openAccount(ctx, g, o.Account)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	a, err := m.Account(o.Account)
-	if err != nil {
-		return &ConfigError{Err: err}
-	}
 	tok, err := a.Token(ctx, o.Resource)
 	if err != nil {
 		return reportError(g, err)
@@ -123,6 +119,22 @@ func printToken(g *Globals, o *TokenOptions, tok *oauth.Token, user string) erro
 	}
 	_, err := io.WriteString(g.Out, line+"\n")
 	return err
+}
+
+// openAccount opens the token store and the account called name in it,
+// for the commands that act on one account; an unknown name is a
+// *ConfigError. The caller closes the returned manager.
+func openAccount(ctx context.Context, g *Globals, name string) (*account.Manager, *account.Account, error) {
+	m, err := openAccounts(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := m.Account(name)
+	if err != nil {
+		m.Close()
+		return nil, nil, &ConfigError{Err: err}
+	}
+	return m, a, nil
 }
 
 // openAccounts loads the config and opens its token store.
