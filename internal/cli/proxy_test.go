@@ -196,6 +196,16 @@ func (s *syncBuf) String() string {
 
 // scriptedIMAP is an IMAP server that takes XOAUTH2 with token "tok".
 func scriptedIMAP(t *testing.T) string {
+	return xoauth2IMAP(t, func(ir string) (string, bool) {
+		return "bad", ir == "user=alice@example.test\x01auth=Bearer tok\x01\x01"
+	})
+}
+
+// xoauth2IMAP is an IMAP server on 127.0.0.1 that offers SASL-IR XOAUTH2
+// and answers every AUTHENTICATE by auth, given the decoded initial
+// response: OK when it accepts, else NO with the text it returns. Other
+// commands get OK; LOGOUT ends the connection.
+func xoauth2IMAP(t *testing.T, auth func(ir string) (refusal string, ok bool)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -227,10 +237,10 @@ func scriptedIMAP(t *testing.T) string {
 						fmt.Fprintf(c, "* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2\r\n%s OK done\r\n", f[0])
 					case "AUTHENTICATE":
 						ir, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
-						if string(ir) == "user=alice@example.test\x01auth=Bearer tok\x01\x01" {
+						if refusal, ok := auth(string(ir)); ok {
 							fmt.Fprintf(c, "%s OK Logged in\r\n", f[0])
 						} else {
-							fmt.Fprintf(c, "%s NO bad\r\n", f[0])
+							fmt.Fprintf(c, "%s NO %s\r\n", f[0], refusal)
 						}
 					case "LOGOUT":
 						fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", f[0])
@@ -329,64 +339,21 @@ func TestProxyRejectedTokenRefreshed(t *testing.T) {
 // sees for alice@contoso.com (with Exchange's words) and accepts any other;
 // seen returns the tokens in order.
 func rejectFirstIMAP(t *testing.T) (addr string, seen func() []string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu   sync.Mutex
 		toks []string
-		wg   sync.WaitGroup
 	)
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				r := bufio.NewReader(c)
-				fmt.Fprintf(c, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi\r\n")
-				for {
-					l, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(l)
-					if len(f) < 2 {
-						return
-					}
-					switch strings.ToUpper(f[1]) {
-					case "CAPABILITY":
-						fmt.Fprintf(c, "* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2\r\n%s OK done\r\n", f[0])
-					case "AUTHENTICATE":
-						ir, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
-						tok, ok := strings.CutPrefix(strings.TrimSuffix(string(ir), "\x01\x01"), "user=alice@contoso.com\x01auth=Bearer ")
-						mu.Lock()
-						first := len(toks) == 0
-						if ok {
-							toks = append(toks, tok)
-						}
-						mu.Unlock()
-						if ok && !first {
-							fmt.Fprintf(c, "%s OK Logged in\r\n", f[0])
-						} else {
-							fmt.Fprintf(c, "%s NO AUTHENTICATE failed.\r\n", f[0])
-						}
-					case "LOGOUT":
-						fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", f[0])
-						return
-					default:
-						fmt.Fprintf(c, "%s OK done\r\n", f[0])
-					}
-				}
-			})
+	addr = xoauth2IMAP(t, func(ir string) (string, bool) {
+		tok, ok := strings.CutPrefix(strings.TrimSuffix(ir, "\x01\x01"), "user=alice@contoso.com\x01auth=Bearer ")
+		mu.Lock()
+		first := len(toks) == 0
+		if ok {
+			toks = append(toks, tok)
 		}
+		mu.Unlock()
+		return "AUTHENTICATE failed.", ok && !first
 	})
-	return ln.Addr().String(), func() []string {
+	return addr, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), toks...)
