@@ -111,7 +111,7 @@ func TestProxyRun(t *testing.T) {
 		t.Fatalf("passwd: %s", errOut.String())
 	}
 
-	var out syncBuf
+	var out lockedBuffer
 	g = &Globals{ConfigPath: file, Out: &out, ErrOut: &errOut}
 	g.Logger = discardSlog()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -175,23 +175,6 @@ func TestProxyRun(t *testing.T) {
 			t.Errorf("token request %q, want work/imap", r)
 		}
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // scriptedIMAP is an IMAP server that takes XOAUTH2 with token "tok".
@@ -274,12 +257,12 @@ func TestProxyRejectedTokenRefreshed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("MAILOAUTH_STATE_DIR", filepath.Join(e.dir, "state"))
-	var errOut syncBuf
+	var errOut lockedBuffer
 	g := &Globals{ConfigPath: e.cfg, In: strings.NewReader("pw\n"), Out: io.Discard, ErrOut: &errOut}
 	if code := Run(context.Background(), g, []string{"--config", e.cfg, "proxy", "passwd", "app"}); code != ExitOK {
 		t.Fatalf("passwd: %s", errOut.String())
 	}
-	var logs syncBuf
+	var logs lockedBuffer
 	g = &Globals{ConfigPath: e.cfg, Out: io.Discard, ErrOut: &errOut, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
