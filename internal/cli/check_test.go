@@ -153,19 +153,7 @@ func TestCheckEmulator(t *testing.T) {
 				t.Cleanup(func() { tt.undo(t) })
 			}
 			code, out, errOut := runCLI(t, env.ConfigFile, "", tt.args...)
-			if code != tt.wantCode {
-				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(out, w) {
-					t.Errorf("stdout has %q:\n%s", w, out)
-				}
-			}
+			checkRun(t, code, tt.wantCode, out, errOut, tt.want, tt.notWant)
 		})
 	}
 }
@@ -333,19 +321,7 @@ func TestCheckSkipsUncoveredProtocols(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runCLI(t, env.ConfigFile, "", tt.args...)
-			if code != tt.wantCode {
-				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(out, w) {
-					t.Errorf("stdout has %q:\n%s", w, out)
-				}
-			}
+			checkRun(t, code, tt.wantCode, out, errOut, tt.want, tt.notWant)
 			if !strings.Contains(errOut, tt.wantErr) {
 				t.Errorf("stderr lacks %q:\n%s", tt.wantErr, errOut)
 			}
@@ -368,5 +344,25 @@ func TestCheckSkipsUncoveredProtocols(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkRun reports, without stopping the test, an exit code other than
+// wantCode and every string of want missing from stdout or of notWant
+// present in it: the checks of the check table tests.
+func checkRun(t *testing.T, code, wantCode int, out, errOut string, want, notWant []string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, out, errOut)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, out)
+		}
+	}
+	for _, w := range notWant {
+		if strings.Contains(out, w) {
+			t.Errorf("stdout has %q:\n%s", w, out)
+		}
 	}
 }
