@@ -16,12 +16,7 @@ import (
 // browser is sent.
 func (e *emuEnv) consentAs(rawURL, user string, decline bool) string {
 	e.t.Helper()
-	pw := ""
-	for i, u := range e.demo.Users {
-		if u == user {
-			pw = e.demo.Passwords[i]
-		}
-	}
+	pw := e.password(user)
 	req := emulator.SignInRequest{URL: rawURL, Username: user, Password: pw}
 	if decline {
 		req.Consent = "decline"

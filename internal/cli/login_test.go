@@ -265,16 +265,23 @@ func (e *emuEnv) admin(path string, body, into any) {
 	}
 }
 
-// signIn visits an authorize or admin consent URL as user through the
-// emulator's admin sign-in API and returns where the browser would land.
-func (e *emuEnv) signIn(rawURL, user string, consentForOrg bool) string {
-	e.t.Helper()
+// password is the emulator's demo password of user ("" for a user it
+// does not have).
+func (e *emuEnv) password(user string) string {
 	pw := ""
 	for i, u := range e.demo.Users {
 		if u == user {
 			pw = e.demo.Passwords[i]
 		}
 	}
+	return pw
+}
+
+// signIn visits an authorize or admin consent URL as user through the
+// emulator's admin sign-in API and returns where the browser would land.
+func (e *emuEnv) signIn(rawURL, user string, consentForOrg bool) string {
+	e.t.Helper()
+	pw := e.password(user)
 	var res emulator.SignInResult
 	e.admin("/_emulator/signin", emulator.SignInRequest{URL: rawURL, Username: user, Password: pw, ConsentForOrganization: consentForOrg}, &res)
 	if res.RedirectURL == "" {
