@@ -3,9 +3,7 @@ package cli
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,14 +34,7 @@ func TestEmulatorMailServices(t *testing.T) {
 		}
 	}
 
-	caPEM, err := os.ReadFile(caPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("--ca-out is not a PEM certificate")
-	}
+	pool := caOutPool(t, caPath)
 	// The IMAP greeting over TLS verified against the written CA.
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", imapAddr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	if err != nil {

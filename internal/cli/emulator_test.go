@@ -97,14 +97,7 @@ func TestEmulatorCommand(t *testing.T) {
 	if !strings.HasPrefix(url, "https://127.0.0.1:") {
 		t.Fatalf("no identity line in %q", c.out.String())
 	}
-	caPEM, err := os.ReadFile(caPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("--ca-out is not a PEM certificate")
-	}
+	pool := caOutPool(t, caPath)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := client.Get(url + "/common/v2.0/.well-known/openid-configuration")
 	if err != nil {
@@ -213,4 +206,19 @@ func TestEmulatorCommandScenarioJSON(t *testing.T) {
 		t.Errorf("no --ca-out warning on stderr: %q", c.errOut.String())
 	}
 	c.stop(t)
+}
+
+// caOutPool reads the CA certificate `emulator --ca-out` wrote to path into
+// a pool, failing the test when it is missing or not PEM.
+func caOutPool(t *testing.T, path string) *x509.CertPool {
+	t.Helper()
+	caPEM, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("--ca-out is not a PEM certificate")
+	}
+	return pool
 }
