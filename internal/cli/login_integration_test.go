@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -80,22 +78,15 @@ func newOIDCEnv(t *testing.T) (*emuEnv, *oidcprovider.Server) {
 	t.Helper()
 	srv := oidcprovider.Start(t)
 	e := &emuEnv{t: t, dir: t.TempDir()}
-	write := func(name string, data []byte) {
-		if err := os.WriteFile(filepath.Join(e.dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key := make([]byte, tokens.KeySize)
-	rand.Read(key)
-	write("tokens.db.key", []byte(base64.StdEncoding.EncodeToString(key)))
+	e.writeStoreKey()
 	der, err := x509.MarshalPKCS8PrivateKey(srv.ClientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	write("client.pem", append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.ClientCert.Raw}),
+	e.write("client.pem", append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.ClientCert.Raw}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...))
 	e.cfg = filepath.Join(e.dir, "config.toml")
-	write("config.toml", []byte(strings.NewReplacer("{dir}", e.dir, "{issuer}", srv.Issuer).Replace(oidcAccounts)))
+	e.write("config.toml", []byte(strings.NewReplacer("{dir}", e.dir, "{issuer}", srv.Issuer).Replace(oidcAccounts)))
 	t.Setenv("OIDC_BASIC_SECRET", oidcprovider.BasicSecret)
 	t.Setenv("OIDC_POST_SECRET", oidcprovider.PostSecret)
 	t.Setenv("MAILOAUTH_CONFIG", "")

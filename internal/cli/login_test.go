@@ -126,33 +126,42 @@ func newEmuEnv(t testing.TB) *emuEnv {
 		t.Fatal(err)
 	}
 	e := &emuEnv{t: t, srv: srv, demo: srv.Demo(), dir: t.TempDir()}
-	write := func(name string, data []byte) {
-		if err := os.WriteFile(filepath.Join(e.dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The store key in a key file beside the store, as on a host without a
-	// keyring, so child processes (the benchmark's binary) find it too.
-	key := make([]byte, tokens.KeySize)
-	rand.Read(key)
-	write("tokens.db.key", []byte(base64.StdEncoding.EncodeToString(key)))
-	write("ca.pem", srv.CAPEM())
+	e.writeStoreKey()
+	e.write("ca.pem", srv.CAPEM())
 	certPEM, keyPEM, err := srv.AppCertificate(e.demo.ConfidentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	write("app.pem", append(certPEM, keyPEM...))
-	write("app.pfx", pfx(t, certPEM, keyPEM, "pfx-password"))
+	e.write("app.pem", append(certPEM, keyPEM...))
+	e.write("app.pfx", pfx(t, certPEM, keyPEM, "pfx-password"))
 	t.Setenv("EMU_PFX_PASSWORD", "pfx-password")
 	cfg := strings.NewReplacer("{dir}", e.dir, "{public}", e.demo.PublicClientID, "{confidential}", e.demo.ConfidentialID,
 		"{tenant}", e.demo.TenantID, "{url}", srv.URL, "{ropc_user}", e.demo.Users[0]).Replace(emuAccounts)
 	e.cfg = filepath.Join(e.dir, "config.toml")
-	write("config.toml", []byte(cfg))
+	e.write("config.toml", []byte(cfg))
 	t.Setenv("EMU_APP_SECRET", e.demo.ConfidentialSecret)
 	t.Setenv("MAILOAUTH_CONFIG", "")
 	t.Setenv("SSH_CONNECTION", "")
 	t.Setenv("SSH_TTY", "")
 	return e
+}
+
+// write writes name into the env's folder, readable by the owner only, or
+// fails the test.
+func (e *emuEnv) write(name string, data []byte) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.dir, name), data, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// writeStoreKey puts a new store key in a key file beside the store, as on
+// a host without a keyring, so child processes (the benchmark's binary)
+// find it too.
+func (e *emuEnv) writeStoreKey() {
+	key := make([]byte, tokens.KeySize)
+	rand.Read(key)
+	e.write("tokens.db.key", []byte(base64.StdEncoding.EncodeToString(key)))
 }
 
 // with returns a copy of e reporting to t (a subtest), so a helper's
