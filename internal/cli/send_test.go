@@ -165,14 +165,7 @@ func TestSendFailures(t *testing.T) {
 		must(t, env.Emulator.UpdateUser(emulator.UserUpdate{User: env.User, SMTPAuth: ptr("disabled")}))
 		defer func() { must(t, env.Emulator.UpdateUser(emulator.UserUpdate{User: env.User, SMTPAuth: ptr("")})) }()
 		code, _, errOut := runCLI(t, env.ConfigFile, "hi\n", "send", "demo", "--to", env.User)
-		if code != ExitError {
-			t.Errorf("exit code %d, want %d", code, ExitError)
-		}
-		for _, w := range []string{"535 5.7.139", "disabled for the Mailbox", "hint: Authenticated SMTP is turned off for this mailbox"} {
-			if !strings.Contains(errOut, w) {
-				t.Errorf("stderr lacks %q:\n%s", w, errOut)
-			}
-		}
+		wantFailure(t, code, errOut, "535 5.7.139", "disabled for the Mailbox", "hint: Authenticated SMTP is turned off for this mailbox")
 	})
 	t.Run("send as another mailbox is refused", func(t *testing.T) {
 		code, out, errOut := runCLI(t, env.ConfigFile, "hi\n", "--json", "send", "demo", "--to", env.User, "--from", "bob@contoso.com", "--via", "smtp")
@@ -195,27 +188,13 @@ func TestSendFailures(t *testing.T) {
 	})
 	t.Run("graph as a mailbox without access", func(t *testing.T) {
 		code, _, errOut := runCLI(t, env.ConfigFile, "hi\n", "send", "demo", "--via", "graph", "--to", env.User, "--from", "bob@contoso.com")
-		if code != ExitError {
-			t.Errorf("exit code %d, want %d", code, ExitError)
-		}
-		for _, w := range []string{"/v1.0/users/bob@contoso.com", "FAIL send", "server said: 403"} {
-			if !strings.Contains(errOut, w) {
-				t.Errorf("stderr lacks %q:\n%s", w, errOut)
-			}
-		}
+		wantFailure(t, code, errOut, "/v1.0/users/bob@contoso.com", "FAIL send", "server said: 403")
 	})
 	t.Run("graph with an attachment over 4 MB", func(t *testing.T) {
 		big := filepath.Join(t.TempDir(), "big.bin")
 		must(t, os.WriteFile(big, make([]byte, 3500<<10), 0o600))
 		code, _, errOut := runCLI(t, env.ConfigFile, "hi\n", "send", "demo", "--via", "graph", "--to", env.User, "--attach", big)
-		if code != ExitError {
-			t.Errorf("exit code %d, want %d", code, ExitError)
-		}
-		for _, w := range []string{"FAIL send", "over Graph's 4 MB", "hint: Graph takes at most 4 MB per message", "send it over SMTP instead"} {
-			if !strings.Contains(errOut, w) {
-				t.Errorf("stderr lacks %q:\n%s", w, errOut)
-			}
-		}
+		wantFailure(t, code, errOut, "FAIL send", "over Graph's 4 MB", "hint: Graph takes at most 4 MB per message", "send it over SMTP instead")
 	})
 	t.Run("not signed in", func(t *testing.T) {
 		fresh := startDemoEnv(t, false)
@@ -239,5 +218,19 @@ func TestSendFailures(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, ExitUsage, tt.wantErr)
 			}
 		})
+	}
+}
+
+// wantFailure reports, without stopping the test, an exit code other than
+// ExitError and every string of want that stderr lacks.
+func wantFailure(t *testing.T, code int, errOut string, want ...string) {
+	t.Helper()
+	if code != ExitError {
+		t.Errorf("exit code %d, want %d", code, ExitError)
+	}
+	for _, w := range want {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut)
+		}
 	}
 }
