@@ -109,6 +109,10 @@ type Client struct {
 	// a longer one returns the *Error at once, with RetryAfter set, so the
 	// caller can decide.
 	MaxRetryWait time.Duration
+	// ChunkSize is the size of each PUT of a large attachment's upload
+	// (default DefaultChunkSize); it is rounded down to a multiple of
+	// ChunkUnit and kept within [ChunkUnit, MaxChunk], as Graph requires.
+	ChunkSize int
 	// Logger gets a debug line per retry; nil discards.
 	Logger *slog.Logger
 
@@ -134,8 +138,31 @@ const maxBody = 32 << 20
 // do sends one request, retrying 429 and 503 as Retry-After says, and
 // returns the response body of a 2xx, or an *Error.
 func (c *Client) do(ctx context.Context, method, rawURL string, body []byte, wantStatus int) ([]byte, error) {
-	if c.HTTP == nil || c.Tokens == nil {
-		return nil, errors.New("graph: client needs an http.Client and a TokenSource")
+	_, data, err := c.send(ctx, call{method: method, url: rawURL, body: body, ok: func(st int) bool {
+		return st == wantStatus || (wantStatus == 0 && st/100 == 2)
+	}})
+	return data, err
+}
+
+// call is one request for send.
+type call struct {
+	method, url string
+	body        []byte
+	contentType string // default application/json when body is set
+	header      http.Header
+	// noAuth sends no Authorization header: upload session URLs carry
+	// their own credential, and Graph refuses a bearer token on them.
+	noAuth bool
+	// ok says which statuses are success.
+	ok func(status int) bool
+}
+
+// send sends one request, retrying 429 and 503 as Retry-After says, and
+// returns the status and body of a success, or an *Error.
+func (c *Client) send(ctx context.Context, cl call) (int, []byte, error) {
+	method, rawURL, body := cl.method, cl.url, cl.body
+	if c.HTTP == nil || (c.Tokens == nil && !cl.noAuth) {
+		return 0, nil, errors.New("graph: client needs an http.Client and a TokenSource")
 	}
 	maxRetries := c.MaxRetries
 	if maxRetries == 0 {
@@ -154,41 +181,50 @@ func (c *Client) do(ctx context.Context, method, rawURL string, body []byte, wan
 		log = slog.New(slog.DiscardHandler)
 	}
 	for attempt := 0; ; attempt++ {
-		tok, err := c.Tokens.AccessToken(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("graph %s: token: %w", pathOf(rawURL), err)
-		}
 		var rd io.Reader
 		if body != nil {
 			rd = bytes.NewReader(body)
 		}
 		req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 		if err != nil {
-			return nil, fmt.Errorf("graph: %w", err)
+			return 0, nil, fmt.Errorf("graph: %w", err)
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+		if !cl.noAuth {
+			tok, err := c.Tokens.AccessToken(ctx)
+			if err != nil {
+				return 0, nil, fmt.Errorf("graph %s: token: %w", pathOf(rawURL), err)
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
 		req.Header.Set("Accept", "application/json")
 		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
+			ct := cl.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			req.Header.Set("Content-Type", ct)
+		}
+		for k, v := range cl.header {
+			req.Header[k] = v
 		}
 		resp, err := c.HTTP.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("graph %s %s: %w", method, pathOf(rawURL), err)
+			return 0, nil, fmt.Errorf("graph %s %s: %w", method, pathOf(rawURL), err)
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("graph %s %s: read response: %w", method, pathOf(rawURL), err)
+			return 0, nil, fmt.Errorf("graph %s %s: read response: %w", method, pathOf(rawURL), err)
 		}
-		if resp.StatusCode == wantStatus || (wantStatus == 0 && resp.StatusCode/100 == 2) {
-			return data, nil
+		if cl.ok(resp.StatusCode) {
+			return resp.StatusCode, data, nil
 		}
 		gerr := decodeError(resp.StatusCode, resp.Header, data)
 		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
-			return nil, gerr
+			return 0, nil, gerr
 		}
 		if attempt >= maxRetries || maxRetries < 0 {
-			return nil, gerr
+			return 0, nil, gerr
 		}
 		wait := gerr.RetryAfter
 		if wait == 0 {
@@ -196,12 +232,12 @@ func (c *Client) do(ctx context.Context, method, rawURL string, body []byte, wan
 			wait = time.Second << attempt
 		}
 		if wait > maxWait {
-			return nil, gerr
+			return 0, nil, gerr
 		}
 		log.Debug("graph throttled, retrying", "method", method, "path", pathOf(rawURL), "status", resp.StatusCode,
 			"wait", wait, "attempt", attempt+1, "request_id", gerr.RequestID)
 		if err := sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("graph %s %s: waiting to retry: %w", method, pathOf(rawURL), err)
+			return 0, nil, fmt.Errorf("graph %s %s: waiting to retry: %w", method, pathOf(rawURL), err)
 		}
 	}
 }
@@ -268,7 +304,7 @@ func (e *Error) Hint() string {
 	case e.StatusCode == 400 && strings.Contains(e.Message, "/me request is only valid with delegated"):
 		return "an app-only token cannot use /me: name the mailbox (graph.User)"
 	case e.Code == "ErrorAccessDenied" || e.StatusCode == 403:
-		return "the token lacks the permission (Mail.Send, Mail.Read…) or consent, or an application access policy blocks this mailbox"
+		return "the token lacks the permission (Mail.Send, Mail.Read…; a message with large attachments goes through a draft, which needs Mail.ReadWrite) or consent, or an application access policy blocks this mailbox"
 	case e.Code == "MailboxNotEnabledForRESTAPI" || e.Code == "ResourceNotFound":
 		return "the user has no Exchange Online mailbox (no licence, on-premises or deleted), or the address is wrong"
 	case e.StatusCode == 429 || e.StatusCode == 503:

@@ -352,20 +352,3 @@ func TestMailboxFor(t *testing.T) {
 		})
 	}
 }
-
-// TestSendMailTooLarge checks that a message over Graph's 4 MB request
-// limit is refused before any request: a 3.5 MB file is 4.7 MB in base64.
-func TestSendMailTooLarge(t *testing.T) {
-	calls := 0
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls++; w.WriteHeader(http.StatusAccepted) })
-	c := New(&http.Client{Transport: handlerTransport{h}}, StaticToken(tok))
-	big := Attachment{Name: "big.bin", ContentType: "application/octet-stream", Data: make([]byte, 3500<<10)}
-	err := c.SendMail(t.Context(), Me, &Message{To: []string{"b@example.test"}, Attachments: []Attachment{big}})
-	if !errors.Is(err, ErrTooLarge) || calls != 0 {
-		t.Errorf("3.5 MB attachment: err %v after %d requests, want ErrTooLarge and none", err, calls)
-	}
-	small := Attachment{Name: "small.bin", ContentType: "application/octet-stream", Data: make([]byte, 2<<20)}
-	if err := c.SendMail(t.Context(), Me, &Message{To: []string{"b@example.test"}, Attachments: []Attachment{small}}); err != nil || calls != 1 {
-		t.Errorf("2 MB attachment: err %v after %d requests, want sent once", err, calls)
-	}
-}

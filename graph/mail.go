@@ -26,16 +26,17 @@ type Message struct {
 }
 
 // MaxSendMailRequest is the largest sendMail request Graph takes: 4 MB for
-// the JSON, attachments included (base64 makes them a third larger). Larger
-// files need an upload session, which this package does not do.
+// the JSON, attachments included (base64 makes them a third larger).
+// SendMail sends a larger message as a draft plus upload sessions.
 const MaxSendMailRequest = 4 << 20
 
-// ErrTooLarge is a sendMail request over MaxSendMailRequest, refused before
-// it is sent: Graph would only answer 413 after the whole upload.
-var ErrTooLarge = errors.New("message too large for Graph sendMail")
+// ErrTooLarge is an attachment over MaxAttachment or a message whose body
+// alone exceeds MaxSendMailRequest, refused before anything is sent.
+var ErrTooLarge = errors.New("message too large for Graph")
 
-// Attachment is a file attachment (#microsoft.graph.fileAttachment). Graph
-// limits a sendMail request to 4 MB in total (MaxSendMailRequest).
+// Attachment is a file attachment (#microsoft.graph.fileAttachment). Files
+// of UploadThreshold or more are uploaded in chunks (upload session), up
+// to MaxAttachment each.
 type Attachment struct {
 	Name        string
 	ContentType string // e.g. from mailclient.DetectContentType
@@ -51,19 +52,21 @@ type recipient struct {
 	EmailAddress emailAddress `json:"emailAddress"`
 }
 
+type messageJSON struct {
+	Subject string `json:"subject"`
+	Body    struct {
+		ContentType string `json:"contentType"`
+		Content     string `json:"content"`
+	} `json:"body"`
+	To          []recipient      `json:"toRecipients"`
+	Cc          []recipient      `json:"ccRecipients,omitempty"`
+	Bcc         []recipient      `json:"bccRecipients,omitempty"`
+	Attachments []fileAttachment `json:"attachments,omitempty"`
+}
+
 type sendMailBody struct {
-	Message struct {
-		Subject string `json:"subject"`
-		Body    struct {
-			ContentType string `json:"contentType"`
-			Content     string `json:"content"`
-		} `json:"body"`
-		To          []recipient      `json:"toRecipients"`
-		Cc          []recipient      `json:"ccRecipients,omitempty"`
-		Bcc         []recipient      `json:"bccRecipients,omitempty"`
-		Attachments []fileAttachment `json:"attachments,omitempty"`
-	} `json:"message"`
-	SaveToSentItems *bool `json:"saveToSentItems,omitempty"`
+	Message         messageJSON `json:"message"`
+	SaveToSentItems *bool       `json:"saveToSentItems,omitempty"`
 }
 
 type fileAttachment struct {
@@ -81,40 +84,60 @@ func recipients(list []string) []recipient {
 	return out
 }
 
-// SendMail sends msg from mb with POST {mailbox}/sendMail (JSON). Graph
-// answers 202 Accepted: the message was accepted, not yet delivered.
+// SendMail sends msg from mb. A message that fits Graph's 4 MB request
+// limit with no attachment of UploadThreshold or more goes in one POST
+// {mailbox}/sendMail (JSON); a larger one goes the way Graph documents for
+// large attachments: a draft, an upload session per large attachment, and
+// POST …/messages/{id}/send (see sendLarge). Graph answers 202 Accepted:
+// the message was accepted, not yet delivered.
 func (c *Client) SendMail(ctx context.Context, mb Mailbox, msg *Message) error {
 	if len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		return errors.New("graph sendMail: no recipients")
 	}
-	var b sendMailBody
-	b.Message.Subject = msg.Subject
-	b.Message.Body.ContentType = "Text"
-	if strings.EqualFold(msg.BodyType, "html") {
-		b.Message.Body.ContentType = "HTML"
-	}
-	b.Message.Body.Content = msg.Body
-	b.Message.To = recipients(msg.To)
-	b.Message.Cc = recipients(msg.Cc)
-	b.Message.Bcc = recipients(msg.Bcc)
 	for _, a := range msg.Attachments {
-		b.Message.Attachments = append(b.Message.Attachments, fileAttachment{
-			ODataType: "#microsoft.graph.fileAttachment", Name: a.Name, ContentType: a.ContentType,
-			ContentBytes: base64.StdEncoding.EncodeToString(a.Data),
-		})
+		if len(a.Data) > MaxAttachment {
+			return fmt.Errorf("graph sendMail: attachment %q is %.1f MB, over Graph's %d MB: %w", a.Name, float64(len(a.Data))/(1<<20), MaxAttachment>>20, ErrTooLarge)
+		}
 	}
+	var b sendMailBody
+	b.Message = newMessageJSON(msg, msg.Attachments)
 	b.SaveToSentItems = msg.SaveToSentItems
 	body, err := json.Marshal(&b)
 	if err != nil {
 		return fmt.Errorf("graph sendMail: %w", err)
 	}
-	if len(body) > MaxSendMailRequest {
-		return fmt.Errorf("graph sendMail: the request with its attachments is %.1f MB, over Graph's 4 MB: %w", float64(len(body))/(1<<20), ErrTooLarge)
+	large := false
+	for _, a := range msg.Attachments {
+		large = large || len(a.Data) >= UploadThreshold
+	}
+	if large || len(body) > MaxSendMailRequest {
+		return c.sendLarge(ctx, mb, msg)
 	}
 	if _, err := c.do(ctx, http.MethodPost, c.base()+mb.path()+"/sendMail", body, http.StatusAccepted); err != nil {
 		return fmt.Errorf("graph sendMail as %s: %w", mb, err)
 	}
 	return nil
+}
+
+// newMessageJSON is Graph's Message for msg with the attachments atts.
+func newMessageJSON(msg *Message, atts []Attachment) messageJSON {
+	var m messageJSON
+	m.Subject = msg.Subject
+	m.Body.ContentType = "Text"
+	if strings.EqualFold(msg.BodyType, "html") {
+		m.Body.ContentType = "HTML"
+	}
+	m.Body.Content = msg.Body
+	m.To = recipients(msg.To)
+	m.Cc = recipients(msg.Cc)
+	m.Bcc = recipients(msg.Bcc)
+	for _, a := range atts {
+		m.Attachments = append(m.Attachments, fileAttachment{
+			ODataType: "#microsoft.graph.fileAttachment", Name: a.Name, ContentType: a.ContentType,
+			ContentBytes: base64.StdEncoding.EncodeToString(a.Data),
+		})
+	}
+	return m
 }
 
 // ListOptions select what ListMessages returns.

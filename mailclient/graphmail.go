@@ -39,8 +39,10 @@ func CheckGraph(ctx context.Context, c *graph.Client, mb graph.Mailbox, opts Opt
 	return rec.rep, nil
 }
 
-// SendGraph sends msg through Graph's sendMail as mb, so `send --via graph`
-// takes the same Message as Send. From is ignored: Graph sends as mb.
+// SendGraph sends msg through Graph as mb (graph.Client.SendMail: one
+// sendMail under 4 MB, else a draft with chunked attachment uploads), so
+// `send --via graph` takes the same Message as Send. From is ignored: Graph
+// sends as mb.
 func SendGraph(ctx context.Context, c *graph.Client, mb graph.Mailbox, opts Options, msg *Message) (*Report, error) {
 	rec := newGraphRecorder(c, mb, opts)
 	gm := &graph.Message{Subject: msg.Subject, To: msg.To, Cc: msg.Cc, Bcc: msg.Bcc}

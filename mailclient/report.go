@@ -310,7 +310,7 @@ func hint(proto Protocol, step, reply string, err error) string {
 	case errors.Is(err, errNoStartTLS):
 		return "the server does not offer STARTTLS, and logging in over plain text would expose the token: use the implicit TLS URL (imaps, pop3s, smtps) if the server has one"
 	case errors.Is(err, graph.ErrTooLarge):
-		return "Graph takes at most 4 MB per message, attachments included (a third larger once base64-encoded): send it over SMTP instead"
+		return "Graph takes attachments of at most 150 MB each and a message body of at most 4 MB: share a large file as a link instead"
 	case errors.Is(err, sasl.ErrNoMechanism):
 		return "the server offers no OAuth mechanism here; OAuth may need to be enabled on the server, or (SMTP) only be offered after STARTTLS"
 	}
