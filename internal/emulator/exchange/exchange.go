@@ -90,6 +90,10 @@ type Server struct {
 	closeOnce      sync.Once
 	acceptedConns  map[net.Conn]bool
 	closingClients bool
+
+	// uploads holds Graph drafts and their attachment upload sessions
+	// (graphupload.go).
+	uploads uploadState
 }
 
 // OutboundMessage is mail sent to a recipient outside the emulator's

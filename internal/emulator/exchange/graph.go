@@ -47,6 +47,10 @@ func (s *Server) GraphHandler() http.Handler {
 			admin.ServeHTTP(w, r)
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, uploadPathPrefix) {
+			s.serveUpload(w, r)
+			return
+		}
 		s.serveGraph(w, r)
 	})
 }
@@ -121,12 +125,19 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		g.fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", segs[0]))
 		return
 	}
-	var op, folder string
+	var op, folder, msgID string
 	switch {
 	case len(segs) == 1 && strings.EqualFold(segs[0], "sendMail"):
 		op = "send"
+	case len(segs) == 1 && strings.EqualFold(segs[0], "messages") && r.Method == http.MethodPost:
+		op = "draft"
 	case len(segs) == 1 && strings.EqualFold(segs[0], "messages"):
 		op = "list"
+	case len(segs) == 4 && strings.EqualFold(segs[0], "messages") && strings.EqualFold(segs[2], "attachments") &&
+		strings.EqualFold(segs[3], "createUploadSession"):
+		op, msgID = "session", segs[1]
+	case len(segs) == 3 && strings.EqualFold(segs[0], "messages") && strings.EqualFold(segs[2], "send"):
+		op, msgID = "senddraft", segs[1]
 	case len(segs) == 3 && strings.EqualFold(segs[0], "mailFolders") && strings.EqualFold(segs[2], "messages"):
 		op, folder = "list", segs[1]
 	default:
@@ -137,7 +148,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		g.fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", rest))
 		return
 	}
-	if (op == "send" && r.Method != http.MethodPost) || (op == "list" && r.Method != http.MethodGet) {
+	if (op != "list" && r.Method != http.MethodPost) || (op == "list" && r.Method != http.MethodGet) {
 		g.fail(http.StatusMethodNotAllowed, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
 		return
 	}
@@ -160,8 +171,18 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if op == "send" {
+	switch op {
+	case "send":
 		s.graphSend(g, mb)
+		return
+	case "draft":
+		s.graphCreateDraft(g, mb)
+		return
+	case "session":
+		s.graphCreateUploadSession(g, mb, msgID)
+		return
+	case "senddraft":
+		s.graphSendDraft(g, mb, msgID)
 		return
 	}
 	s.graphList(g, mb, me, target, folder)
@@ -326,7 +347,7 @@ func (s *Server) graphSend(g *graphReq, mb mailboxInfo) {
 			save = *req.SaveToSentItems
 		}
 		var ferr *graphError
-		raw, rcpts, bcc, ferr = s.buildMIME(g, mb, req.Message)
+		raw, rcpts, bcc, ferr = s.buildMIME(g, mb, req.Message, nil)
 		if ferr != nil {
 			g.fail(ferr.status, ferr.code, ferr.msg)
 			return
@@ -358,8 +379,9 @@ type graphError struct {
 }
 
 // buildMIME turns a Graph Message into the MIME message Exchange would
-// send, returning the envelope recipients and the Bcc list.
-func (s *Server) buildMIME(g *graphReq, mb mailboxInfo, m *graphMessage) ([]byte, []string, []Address, *graphError) {
+// send, returning the envelope recipients and the Bcc list. extra are
+// attachments added to a draft by upload sessions, already decoded.
+func (s *Server) buildMIME(g *graphReq, mb mailboxInfo, m *graphMessage, extra []draftFile) ([]byte, []string, []Address, *graphError) {
 	from := Address{Name: mb.displayName(), Address: mb.Address}
 	if m.From != nil && m.From.EmailAddress.Address != "" && !strings.EqualFold(m.From.EmailAddress.Address, mb.Address) {
 		fa := m.From.EmailAddress.Address
@@ -436,7 +458,7 @@ func (s *Server) buildMIME(g *graphReq, mb mailboxInfo, m *graphMessage) ([]byte
 		_, _ = io.WriteString(iw, content)
 		return iw.Close()
 	}
-	if len(m.Attachments) == 0 {
+	if len(m.Attachments)+len(extra) == 0 {
 		var ih mail.InlineHeader
 		ih.Header = h.Header
 		ih.SetContentType(bodyType, map[string]string{"charset": "utf-8"})
@@ -476,6 +498,17 @@ func (s *Server) buildMIME(g *graphReq, mb mailboxInfo, m *graphMessage) ([]byte
 				return nil, nil, nil, &graphError{500, "generalException", "could not build the message"}
 			}
 			_, _ = aw.Write(data)
+			_ = aw.Close()
+		}
+		for _, f := range extra {
+			var ah mail.AttachmentHeader
+			ah.SetContentType(f.contentType, nil)
+			ah.SetFilename(f.name)
+			aw, err := w.CreateAttachment(ah)
+			if err != nil {
+				return nil, nil, nil, &graphError{500, "generalException", "could not build the message"}
+			}
+			_, _ = aw.Write(f.data)
 			_ = aw.Close()
 		}
 		_ = w.Close()
