@@ -29,7 +29,8 @@ type sendOptions struct {
 }
 
 // maxBody caps the message body read from stdin (Exchange's default
-// message size limit is 25–35 MB; Graph's inline JSON limit is 4 MB).
+// message size limit is 25–35 MB; Graph takes a body of at most 4 MB, and
+// sends attachments of 3 MB or more, up to 150 MB, through upload sessions).
 const maxBody = 35 << 20
 
 func newSendCmd(g *Globals) *cobra.Command {
@@ -39,7 +40,9 @@ func newSendCmd(g *Globals) *cobra.Command {
 		Short: "Send a message read from stdin, over SMTP or Microsoft Graph",
 		Long: "send reads a plain-text body from stdin and sends it as the account's mailbox: over SMTP\n" +
 			"submission as a MIME message (the default when the account has an SMTP server), or through\n" +
-			"Microsoft Graph's sendMail (/me for a user's token, /users/{email} for an app's).\n" +
+			"Microsoft Graph's sendMail (/me for a user's token, /users/{email} for an app's);\n" +
+			"over 4 MB, or with a file of 3 MB or more (up to 150 MB each), Graph gets a draft, the\n" +
+			"files in chunked upload sessions, then a send of the draft (needs Mail.ReadWrite).\n" +
 			"--from sends as another mailbox the account may send as (a shared mailbox).\n\n" +
 			"Exit status: 0 when the server accepted the message, 4 when the account needs\n" +
 			"`mailoauth login`, 1 otherwise.",
