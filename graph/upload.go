@@ -129,6 +129,9 @@ func (c *Client) uploadAttachment(ctx context.Context, msgURL string, a Attachme
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.New("create upload session: the answer has no usable uploadUrl")
 	}
+	if u.Scheme == "http" && strings.HasPrefix(c.base(), "https:") {
+		return fmt.Errorf("create upload session: the upload URL is plain http (%s), the file would go unencrypted", u.Host)
+	}
 	total := len(a.Data)
 	off, err := nextStart(sess.NextExpectedRanges, 0, total)
 	if err != nil {

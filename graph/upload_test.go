@@ -232,3 +232,26 @@ func FuzzNextStart(f *testing.F) {
 		}
 	})
 }
+
+// TestUploadRefusesPlainHTTP: an https Graph handing out an http upload URL
+// does not get the file sent in clear.
+func TestUploadRefusesPlainHTTP(t *testing.T) {
+	puts := 0
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut:
+			puts++
+		case strings.HasSuffix(r.URL.Path, "/createUploadSession"):
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"uploadUrl":"http://outlook.example.test/up?authtoken=x","nextExpectedRanges":["0-"]}`)
+		default:
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"id":"d1"}`)
+		}
+	})
+	c := New(&http.Client{Transport: handlerTransport{h}}, StaticToken(tok))
+	err := c.SendMail(t.Context(), Me, &Message{To: []string{"b@example.test"}, Attachments: []Attachment{{Name: "a.bin", Data: pattern(UploadThreshold, 6)}}})
+	if err == nil || !strings.Contains(err.Error(), "plain http") || puts != 0 {
+		t.Errorf("err = %v after %d PUTs, want a refusal and none", err, puts)
+	}
+}

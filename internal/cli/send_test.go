@@ -162,10 +162,13 @@ func TestSendEmulator(t *testing.T) {
 // from the recipient's emulated inbox.
 func TestSendGraphLargeAttachment(t *testing.T) {
 	env := startDemoEnv(t, true)
-	data := make([]byte, 10<<20+12345)
-	for i := range data {
-		data[i] = byte(i*131 + i>>11)
+	// A 251-byte pattern (prime, so no chunk boundary lines up with it):
+	// chunks put in the wrong place would show.
+	var unit [251]byte
+	for i := range unit {
+		unit[i] = byte(i * 131)
 	}
+	data := bytes.Repeat(unit[:], (10<<20)/len(unit)+50)
 	big := filepath.Join(t.TempDir(), "big.bin")
 	must(t, os.WriteFile(big, data, 0o600))
 	code, _, errOut := runCLI(t, env.ConfigFile, "see attached\n", "send", "demo", "--via", "graph", "--to", env.User, "--subject", "ten megabytes", "--attach", big)
