@@ -10,6 +10,10 @@
 //	c := graph.New(http.DefaultClient, graph.StaticToken(tok))
 //	err := c.SendMail(ctx, graph.Me, &graph.Message{To: []string{"bob@contoso.com"}, Subject: "hi", Body: "hello"})
 //	msgs, err := c.ListMessages(ctx, graph.User("shared@contoso.com"), graph.ListOptions{Folder: "inbox", Top: 50})
+//
+// SendMail takes attachments up to 150 MB: past sendMail's 4 MB it creates
+// a draft, uploads the large files in chunks through upload sessions and
+// sends the draft, as Graph documents (upload.go).
 package graph
 
 import (

@@ -685,7 +685,7 @@ func (s *Server) messageJSON(mb mailboxInfo, m *Message, sel []string, textBody 
 		"isDeliveryReceiptRequested": false,
 		"isReadReceiptRequested":     false,
 		"isRead":                     m.Read,
-		"isDraft":                    false,
+		"isDraft":                    m.Folder == "drafts",
 		"webLink":                    "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(m.ID) + "&exvsurl=1&viewmodel=ReadMessageItem",
 		"inferenceClassification":    "focused",
 		"body":                       map[string]string{"contentType": bodyType, "content": content},

@@ -137,7 +137,6 @@ func (s *Server) graphCreateDraft(g *graphReq, mb mailboxInfo) {
 	u.mu.Unlock()
 	s.log.Info("graph draft created", "mailbox", mb.Address, "attachments", len(m.Attachments))
 	out := s.messageJSON(mb, stored, nil, false)
-	out["isDraft"] = true
 	g.writeJSON(http.StatusCreated, out)
 }
 
