@@ -148,3 +148,25 @@ func FuzzParseContentRange(f *testing.F) {
 		}
 	})
 }
+
+// TestGraphUploadBufferCap: sessions reserve their announced size, and the
+// emulator refuses more than maxUploadBuffered in all (no bytes are held
+// until they are PUT, so this allocates nothing).
+func TestGraphUploadBufferCap(t *testing.T) {
+	e := newEnv(t)
+	aliceG := e.userToken(appPublic, alice, graphScope)
+	r := e.graph("POST", "/me/messages", aliceG, mailJSON("cap", bob)["message"])
+	id, _ := r.body["id"].(string)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create draft: %d %s", r.status, r.raw)
+	}
+	item := map[string]any{"AttachmentItem": map[string]any{"attachmentType": "file", "name": "f.bin", "size": maxUploadAttachment}}
+	for i := range maxUploadBuffered / maxUploadAttachment {
+		if r := e.graph("POST", "/me/messages/"+id+"/attachments/createUploadSession", aliceG, item); r.status != http.StatusCreated {
+			t.Fatalf("session %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	if r := e.graph("POST", "/me/messages/"+id+"/attachments/createUploadSession", aliceG, item); r.status != http.StatusInsufficientStorage || r.errCode() != "ErrorQuotaExceeded" {
+		t.Errorf("session over the cap: %d %s, want 507 ErrorQuotaExceeded", r.status, r.raw)
+	}
+}
