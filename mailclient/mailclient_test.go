@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mailoauth/mailoauth/internal/pop3"
+	"github.com/mailoauth/mailoauth/internal/testenv/testtls"
 	"github.com/mailoauth/mailoauth/sasl"
 )
 
@@ -78,7 +79,7 @@ func ctx(t *testing.T) context.Context {
 }
 
 func TestCheckIMAP(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
+	srvTLS, cliTLS := testtls.Configs(t)
 	greeting := "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2] The Microsoft Exchange IMAP4 service is ready."
 	tests := []struct {
 		name      string
@@ -193,7 +194,7 @@ func checkFailure(t *testing.T, rep *Report, err error, wantReply, wantHint stri
 }
 
 func TestCheckSMTP(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
+	srvTLS, cliTLS := testtls.Configs(t)
 	ehloPlain := []string{"250-outlook.office365.com Hello", "250-SIZE 157286400", "250-STARTTLS", "250 ENHANCEDSTATUSCODES"}
 	ehloTLS := []string{"250-outlook.office365.com Hello", "250-SIZE 157286400", "250-AUTH LOGIN XOAUTH2", "250 ENHANCEDSTATUSCODES"}
 	login := func(final string) []step {
@@ -259,7 +260,7 @@ func TestCheckSMTP(t *testing.T) {
 }
 
 func TestCheckPOP3(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
+	srvTLS, cliTLS := testtls.Configs(t)
 	capa := []string{"+OK", "UIDL", "SASL XOAUTH2", "STLS", "."}
 	tests := []struct {
 		name      string
@@ -485,7 +486,7 @@ func TestHint(t *testing.T) {
 }
 
 func TestTLSVerificationFailureHint(t *testing.T) {
-	srvTLS, _ := testTLS(t)
+	srvTLS, _ := testtls.Configs(t)
 	addr, _ := scriptServer(t, []step{{send: []string{"<tls>", "* OK ready"}}}, srvTLS)
 	rep, err := CheckIMAP(ctx(t), mustURL(t, "imaps", addr), Options{User: user, Token: tok})
 	if err == nil {

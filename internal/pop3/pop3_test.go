@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailoauth/mailoauth/internal/testenv/testtls"
 	"github.com/mailoauth/mailoauth/sasl"
 )
 
@@ -310,7 +312,7 @@ func TestMalformedReplies(t *testing.T) {
 
 func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	cert, pool := testCert(t)
+	cert, pool := testtls.Loopback(t)
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, pool
 }
 

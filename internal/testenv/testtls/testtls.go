@@ -1,4 +1,7 @@
-package pop3
+// Package testtls makes a throwaway TLS certificate for tests that run a
+// server on 127.0.0.1, so each protocol package's tests need not carry their
+// own copy of the same x509 boilerplate.
+package testtls
 
 import (
 	"crypto/ecdsa"
@@ -13,9 +16,9 @@ import (
 	"time"
 )
 
-// testCert makes a self-signed certificate for 127.0.0.1 and a pool that
-// trusts it.
-func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+// Loopback returns a self-signed certificate for the IP address 127.0.0.1,
+// valid for an hour either side of now, and a pool that trusts it.
+func Loopback(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -36,8 +39,19 @@ func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// Configs returns a server config with the Loopback certificate and a client
+// config that trusts it.
+func Configs(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	cert, pool := Loopback(t)
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, &tls.Config{RootCAs: pool}
 }
