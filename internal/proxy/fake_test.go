@@ -109,6 +109,38 @@ func (f *fakeUpstream) serve(c net.Conn) {
 		return l, err == nil
 	}
 	authed := false
+	// relayed records what reaches the server after login.
+	relayed := func(l string) {
+		if authed {
+			f.mu.Lock()
+			f.after = append(f.after, l)
+			f.mu.Unlock()
+		}
+	}
+	// auth answers one SASL exchange the same way for every protocol:
+	// a good token logs in with okReply; a bad one gets the error
+	// challenge (behind challengePrefix), the client's answer is recorded,
+	// and failReply ends it. It reports false when the connection is gone.
+	auth := func(ir, okReply, challengePrefix, failReply string) bool {
+		if tokenOK(ir) {
+			authed = true
+			f.mu.Lock()
+			f.logins++
+			f.mu.Unlock()
+			w(okReply)
+			return true
+		}
+		w(challengePrefix + errChallenge)
+		ack, ok := line()
+		if !ok {
+			return false
+		}
+		f.mu.Lock()
+		f.acks = append(f.acks, ack)
+		f.mu.Unlock()
+		w(failReply)
+		return true
+	}
 	switch f.proto {
 	case "imap":
 		w("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER IDLE] fake ready")
@@ -117,11 +149,7 @@ func (f *fakeUpstream) serve(c net.Conn) {
 			if !ok {
 				return
 			}
-			if authed {
-				f.mu.Lock()
-				f.after = append(f.after, l)
-				f.mu.Unlock()
-			}
+			relayed(l)
 			tag, rest, _ := strings.Cut(l, " ")
 			cmd, arg, _ := strings.Cut(rest, " ")
 			switch strings.ToUpper(cmd) {
@@ -130,23 +158,9 @@ func (f *fakeUpstream) serve(c net.Conn) {
 				w(tag + " OK Capability completed.")
 			case "AUTHENTICATE":
 				_, ir, _ := strings.Cut(arg, " ")
-				if tokenOK(ir) {
-					authed = true
-					f.mu.Lock()
-					f.logins++
-					f.mu.Unlock()
-					w(tag + " OK [CAPABILITY IMAP4rev1 IDLE MOVE] Logged in")
-					continue
-				}
-				w("+ " + errChallenge)
-				ack, ok := line()
-				if !ok {
+				if !auth(ir, tag+" OK [CAPABILITY IMAP4rev1 IDLE MOVE] Logged in", "+ ", tag+" NO [AUTHENTICATIONFAILED] Authentication failed.") {
 					return
 				}
-				f.mu.Lock()
-				f.acks = append(f.acks, ack)
-				f.mu.Unlock()
-				w(tag + " NO [AUTHENTICATIONFAILED] Authentication failed.")
 			case "LOGOUT":
 				w("* BYE Logging out")
 				w(tag + " OK Logout completed.")
@@ -162,11 +176,7 @@ func (f *fakeUpstream) serve(c net.Conn) {
 			if !ok {
 				return
 			}
-			if authed {
-				f.mu.Lock()
-				f.after = append(f.after, l)
-				f.mu.Unlock()
-			}
+			relayed(l)
 			cmd, arg, _ := strings.Cut(l, " ")
 			switch strings.ToUpper(cmd) {
 			case "CAPA":
@@ -182,26 +192,9 @@ func (f *fakeUpstream) serve(c net.Conn) {
 				}
 				w("+ ")
 				ir, ok := line()
-				if !ok {
+				if !ok || !auth(ir, "+OK Logged in.", "+ ", "-ERR [AUTH] Authentication failed.") {
 					return
 				}
-				if tokenOK(ir) {
-					authed = true
-					f.mu.Lock()
-					f.logins++
-					f.mu.Unlock()
-					w("+OK Logged in.")
-					continue
-				}
-				w("+ " + errChallenge)
-				ack, ok := line()
-				if !ok {
-					return
-				}
-				f.mu.Lock()
-				f.acks = append(f.acks, ack)
-				f.mu.Unlock()
-				w("-ERR [AUTH] Authentication failed.")
 			case "QUIT":
 				w("+OK Logging out.")
 				return
@@ -216,11 +209,7 @@ func (f *fakeUpstream) serve(c net.Conn) {
 			if !ok {
 				return
 			}
-			if authed {
-				f.mu.Lock()
-				f.after = append(f.after, l)
-				f.mu.Unlock()
-			}
+			relayed(l)
 			cmd, arg, _ := strings.Cut(l, " ")
 			switch strings.ToUpper(cmd) {
 			case "EHLO":
@@ -243,23 +232,9 @@ func (f *fakeUpstream) serve(c net.Conn) {
 				c, r = tc, bufio.NewReader(tc)
 			case "AUTH":
 				_, ir, _ := strings.Cut(arg, " ")
-				if tokenOK(ir) {
-					authed = true
-					f.mu.Lock()
-					f.logins++
-					f.mu.Unlock()
-					w("235 2.7.0 Logged in.")
-					continue
-				}
-				w("334 " + errChallenge)
-				ack, ok := line()
-				if !ok {
+				if !auth(ir, "235 2.7.0 Logged in.", "334 ", "535 5.7.8 Authentication failed.") {
 					return
 				}
-				f.mu.Lock()
-				f.acks = append(f.acks, ack)
-				f.mu.Unlock()
-				w("535 5.7.8 Authentication failed.")
 			case "QUIT":
 				w("221 2.0.0 Bye")
 				return
