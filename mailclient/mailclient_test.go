@@ -90,47 +90,47 @@ func TestCheckIMAP(t *testing.T) {
 		wantHint  string
 	}{
 		{"exchange success with recent", "imap+insecure", []step{
-			{send: []string{greeting}, expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
+			{Send: []string{greeting}, Expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
 			// Capabilities in the OK (as Dovecot does) keep go-imap from
 			// asking for them in the background, which would make the
 			// order of lines racy.
-			{send: []string{"T1 OK [CAPABILITY IMAP4rev1 IDLE] AUTHENTICATE completed."}, expect: "T2 STATUS INBOX (MESSAGES UNSEEN)"},
-			{send: []string{"* STATUS INBOX (MESSAGES 2 UNSEEN 1)", "T2 OK STATUS completed."}, expect: "T3 EXAMINE INBOX"},
-			{send: []string{"* 2 EXISTS", "T3 OK [READ-ONLY] EXAMINE completed."}, expect: "T4 FETCH 1:2 (UID ENVELOPE)"},
-			{send: []string{
+			{Send: []string{"T1 OK [CAPABILITY IMAP4rev1 IDLE] AUTHENTICATE completed."}, Expect: "T2 STATUS INBOX (MESSAGES UNSEEN)"},
+			{Send: []string{"* STATUS INBOX (MESSAGES 2 UNSEEN 1)", "T2 OK STATUS completed."}, Expect: "T3 EXAMINE INBOX"},
+			{Send: []string{"* 2 EXISTS", "T3 OK [READ-ONLY] EXAMINE completed."}, Expect: "T4 FETCH 1:2 (UID ENVELOPE)"},
+			{Send: []string{
 				`* 1 FETCH (UID 7 ENVELOPE ("Mon, 2 Nov 2026 10:00:00 +0000" "first" (("Bob" NIL "bob" "example.test")) NIL NIL NIL NIL NIL NIL "<m1@example.test>"))`,
 				`* 2 FETCH (UID 9 ENVELOPE ("Tue, 3 Nov 2026 10:00:00 +0000" "second" (("Carol" NIL "carol" "example.test")) NIL NIL NIL NIL NIL NIL "<m2@example.test>"))`,
-				"T4 OK FETCH completed."}, expect: "T5 LOGOUT"},
-			{send: []string{"* BYE", "T5 OK LOGOUT completed."}},
+				"T4 OK FETCH completed."}, Expect: "T5 LOGOUT"},
+			{Send: []string{"* BYE", "T5 OK LOGOUT completed."}},
 		}, []string{"connect", "capabilities", "authenticate", "inbox", "fetch"}, "", ""},
 		{"exchange refusal", "imap+insecure", []step{
-			{send: []string{greeting}, expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
-			{send: []string{"T1 NO AUTHENTICATE failed."}},
+			{Send: []string{greeting}, Expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
+			{Send: []string{"T1 NO AUTHENTICATE failed."}},
 		}, []string{"connect", "capabilities", "authenticate!"}, "NO AUTHENTICATE failed.", "IMAP.AccessAsApp"},
 		{"dovecot expired token", "imap+insecure", []step{
-			{send: []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=OAUTHBEARER AUTH=XOAUTH2] Dovecot ready."}, expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
+			{Send: []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=OAUTHBEARER AUTH=XOAUTH2] Dovecot ready."}, Expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
 			// The XOAUTH2 ack is an empty line (go-imap alone would send "=").
-			{send: []string{"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0="}, expect: "<empty>"},
-			{send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
+			{Send: []string{"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0="}, Expect: "<empty>"},
+			{Send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
 		}, []string{"connect", "capabilities", "authenticate!"}, "NO [AUTHENTICATIONFAILED] Authentication failed.", "OAuth status 401"},
 		{"starttls then login", "imap", []step{
-			{send: []string{"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready"}, expect: "S2 STARTTLS"},
-			{send: []string{"S2 OK Begin TLS negotiation now.", "<tls>"}, expect: "T1 CAPABILITY"},
-			{send: []string{"* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2", "T1 OK done"}, expect: "T2 AUTHENTICATE XOAUTH2 " + xoIR},
-			{send: []string{"T2 OK [CAPABILITY IMAP4rev1] Logged in"}, expect: "T3 STATUS INBOX (MESSAGES UNSEEN)"},
-			{send: []string{"* STATUS INBOX (MESSAGES 0 UNSEEN 0)", "T3 OK done"}, expect: "T4 LOGOUT"},
-			{send: []string{"T4 OK bye"}},
+			{Send: []string{"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready"}, Expect: "S2 STARTTLS"},
+			{Send: []string{"S2 OK Begin TLS negotiation now.", "<tls>"}, Expect: "T1 CAPABILITY"},
+			{Send: []string{"* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2", "T1 OK done"}, Expect: "T2 AUTHENTICATE XOAUTH2 " + xoIR},
+			{Send: []string{"T2 OK [CAPABILITY IMAP4rev1] Logged in"}, Expect: "T3 STATUS INBOX (MESSAGES UNSEEN)"},
+			{Send: []string{"* STATUS INBOX (MESSAGES 0 UNSEEN 0)", "T3 OK done"}, Expect: "T4 LOGOUT"},
+			{Send: []string{"T4 OK bye"}},
 		}, []string{"connect", "starttls", "capabilities", "authenticate", "inbox"}, "", ""},
 		{"starttls not offered: nothing sent", "imap", []step{
-			{send: []string{"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready"}},
+			{Send: []string{"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready"}},
 		}, []string{"connect", "starttls!"}, "", "does not offer STARTTLS"},
 		{"starttls asked for capabilities, then refused", "imap", []step{
-			{send: []string{"* OK ready"}, expect: "S1 CAPABILITY"},
-			{send: []string{"* CAPABILITY IMAP4rev1 STARTTLS AUTH=XOAUTH2", "S1 OK done"}, expect: "S2 STARTTLS"},
-			{send: []string{"S2 BAD [CLIENTBUG] Unknown command"}},
+			{Send: []string{"* OK ready"}, Expect: "S1 CAPABILITY"},
+			{Send: []string{"* CAPABILITY IMAP4rev1 STARTTLS AUTH=XOAUTH2", "S1 OK done"}, Expect: "S2 STARTTLS"},
+			{Send: []string{"S2 BAD [CLIENTBUG] Unknown command"}},
 		}, []string{"connect", "starttls!"}, "BAD [CLIENTBUG] Unknown command", ""},
 		{"preauth on starttls url refused", "imap", []step{
-			{send: []string{"* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] logged in"}},
+			{Send: []string{"* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] logged in"}},
 		}, []string{"connect", "starttls!"}, "", ""},
 	}
 	for _, tt := range tests {
@@ -140,10 +140,10 @@ func TestCheckIMAP(t *testing.T) {
 			rep, err := CheckIMAP(ctx(t), mustURL(t, tt.scheme, addr), opts)
 			res := <-done
 			// go-imap writes STATUS items in map order.
-			for i, l := range res.lines {
-				res.lines[i] = strings.Replace(l, "(UNSEEN MESSAGES)", "(MESSAGES UNSEEN)", 1)
+			for i, l := range res.Lines {
+				res.Lines[i] = strings.Replace(l, "(UNSEEN MESSAGES)", "(MESSAGES UNSEEN)", 1)
 			}
-			if diff := cmp.Diff(expected(tt.script), res.lines); diff != "" {
+			if diff := cmp.Diff(expected(tt.script), res.Lines); diff != "" {
 				t.Errorf("client lines (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantSteps, stepNames(rep)); diff != "" {
@@ -199,12 +199,12 @@ func TestCheckSMTP(t *testing.T) {
 	ehloTLS := []string{"250-outlook.office365.com Hello", "250-SIZE 157286400", "250-AUTH LOGIN XOAUTH2", "250 ENHANCEDSTATUSCODES"}
 	login := func(final string) []step {
 		return []step{
-			{send: []string{"220 x.outlook.office365.com Microsoft ESMTP MAIL Service ready"}, expect: "EHLO localhost"},
-			{send: ehloPlain, expect: "STARTTLS"},
-			{send: []string{"220 2.0.0 SMTP server ready", "<tls>"}, expect: "EHLO localhost"},
-			{send: ehloTLS, expect: "AUTH XOAUTH2 " + xoIR},
-			{send: []string{final}, expect: map[bool]string{true: "QUIT", false: ""}[strings.HasPrefix(final, "235")]},
-			{send: []string{"221 2.0.0 Service closing transmission channel"}},
+			{Send: []string{"220 x.outlook.office365.com Microsoft ESMTP MAIL Service ready"}, Expect: "EHLO localhost"},
+			{Send: ehloPlain, Expect: "STARTTLS"},
+			{Send: []string{"220 2.0.0 SMTP server ready", "<tls>"}, Expect: "EHLO localhost"},
+			{Send: ehloTLS, Expect: "AUTH XOAUTH2 " + xoIR},
+			{Send: []string{final}, Expect: map[bool]string{true: "QUIT", false: ""}[strings.HasPrefix(final, "235")]},
+			{Send: []string{"221 2.0.0 Service closing transmission channel"}},
 		}
 	}
 	tests := []struct {
@@ -231,12 +231,12 @@ func TestCheckSMTP(t *testing.T) {
 			[]string{"connect", "starttls", "capabilities", "authenticate!"},
 			"535 5.7.3 Authentication unsuccessful [AM0PR01CA0001.eurprd01.prod.outlook.com]", "SMTP.SendAsApp"},
 		{"no STARTTLS offered: refused before AUTH", "smtp", []step{
-			{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-			{send: []string{"250-mail.example.test", "250 AUTH XOAUTH2"}, expect: ""},
+			{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+			{Send: []string{"250-mail.example.test", "250 AUTH XOAUTH2"}, Expect: ""},
 		}, []string{"connect", "starttls!"}, "", "does not offer STARTTLS"},
 		{"no oauth before TLS on insecure url", "smtp+insecure", []step{
-			{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-			{send: []string{"250-mail.example.test", "250 STARTTLS"}},
+			{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+			{Send: []string{"250-mail.example.test", "250 STARTTLS"}},
 		}, []string{"connect", "capabilities", "authenticate!"}, "", "no OAuth mechanism"},
 	}
 	for _, tt := range tests {
@@ -244,7 +244,7 @@ func TestCheckSMTP(t *testing.T) {
 			addr, done := scriptServer(t, tt.script, srvTLS)
 			rep, err := CheckSMTP(ctx(t), mustURL(t, tt.scheme, addr), Options{User: user, Token: tok, TLSConfig: cliTLS})
 			res := <-done
-			if diff := cmp.Diff(expected(tt.script), res.lines); diff != "" {
+			if diff := cmp.Diff(expected(tt.script), res.Lines); diff != "" {
 				t.Errorf("client lines (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantSteps, stepNames(rep)); diff != "" {
@@ -270,34 +270,34 @@ func TestCheckPOP3(t *testing.T) {
 		wantHint  string
 	}{
 		{"exchange success over STLS with recent", []step{
-			{send: []string{"+OK The Microsoft Exchange POP3 service is ready."}, expect: "CAPA"},
-			{send: capa, expect: "STLS"},
-			{send: []string{"+OK Begin TLS negotiation", "<tls>"}, expect: "CAPA"},
-			{send: capa, expect: "AUTH XOAUTH2"},
-			{send: []string{"+"}, expect: xoIR},
-			{send: []string{"+OK User successfully authenticated."}, expect: "STAT"},
-			{send: []string{"+OK 1 120"}, expect: "UIDL"},
-			{send: []string{"+OK", "1 AQAAAA==", "."}, expect: "RETR 1"},
-			{send: []string{"+OK", "From: Bob <bob@example.test>", "Subject: =?utf-8?q?gr=C3=BC=C3=9Fe?=", "Message-ID: <p1@example.test>", "Date: Mon, 2 Nov 2026 10:00:00 +0000", "", "hi", "."}, expect: "QUIT"},
-			{send: []string{"+OK Microsoft Exchange Server POP3 server signing off."}},
+			{Send: []string{"+OK The Microsoft Exchange POP3 service is ready."}, Expect: "CAPA"},
+			{Send: capa, Expect: "STLS"},
+			{Send: []string{"+OK Begin TLS negotiation", "<tls>"}, Expect: "CAPA"},
+			{Send: capa, Expect: "AUTH XOAUTH2"},
+			{Send: []string{"+"}, Expect: xoIR},
+			{Send: []string{"+OK User successfully authenticated."}, Expect: "STAT"},
+			{Send: []string{"+OK 1 120"}, Expect: "UIDL"},
+			{Send: []string{"+OK", "1 AQAAAA==", "."}, Expect: "RETR 1"},
+			{Send: []string{"+OK", "From: Bob <bob@example.test>", "Subject: =?utf-8?q?gr=C3=BC=C3=9Fe?=", "Message-ID: <p1@example.test>", "Date: Mon, 2 Nov 2026 10:00:00 +0000", "", "hi", "."}, Expect: "QUIT"},
+			{Send: []string{"+OK Microsoft Exchange Server POP3 server signing off."}},
 		}, []string{"connect", "starttls", "capabilities", "authenticate", "stat", "fetch"}, "", ""},
 		{"exchange refusal", []step{
-			{send: []string{"+OK The Microsoft Exchange POP3 service is ready."}, expect: "CAPA"},
-			{send: capa, expect: "STLS"},
-			{send: []string{"+OK Begin TLS negotiation", "<tls>"}, expect: "CAPA"},
-			{send: capa, expect: "AUTH XOAUTH2"},
-			{send: []string{"+"}, expect: xoIR},
-			{send: []string{"-ERR Authentication failure: unknown user name or bad password."}},
+			{Send: []string{"+OK The Microsoft Exchange POP3 service is ready."}, Expect: "CAPA"},
+			{Send: capa, Expect: "STLS"},
+			{Send: []string{"+OK Begin TLS negotiation", "<tls>"}, Expect: "CAPA"},
+			{Send: capa, Expect: "AUTH XOAUTH2"},
+			{Send: []string{"+"}, Expect: xoIR},
+			{Send: []string{"-ERR Authentication failure: unknown user name or bad password."}},
 		}, []string{"connect", "starttls", "capabilities", "authenticate!"},
 			"-ERR Authentication failure: unknown user name or bad password.", "POP.AccessAsApp"},
 		{"no CAPA: STLS refused by the server", []step{
-			{send: []string{"+OK ready"}, expect: "CAPA"},
-			{send: []string{"-ERR unknown command"}, expect: "STLS"},
-			{send: []string{"-ERR unknown command"}},
+			{Send: []string{"+OK ready"}, Expect: "CAPA"},
+			{Send: []string{"-ERR unknown command"}, Expect: "STLS"},
+			{Send: []string{"-ERR unknown command"}},
 		}, []string{"connect", "starttls!"}, "-ERR unknown command", "does not offer STARTTLS"},
 		{"no STLS: refused", []step{
-			{send: []string{"+OK ready"}, expect: "CAPA"},
-			{send: []string{"+OK", "SASL XOAUTH2", "."}},
+			{Send: []string{"+OK ready"}, Expect: "CAPA"},
+			{Send: []string{"+OK", "SASL XOAUTH2", "."}},
 		}, []string{"connect", "starttls!"}, "", "does not offer STARTTLS"},
 	}
 	for _, tt := range tests {
@@ -305,7 +305,7 @@ func TestCheckPOP3(t *testing.T) {
 			addr, done := scriptServer(t, tt.script, srvTLS)
 			rep, err := CheckPOP3(ctx(t), mustURL(t, "pop3", addr), Options{User: user, Token: tok, TLSConfig: cliTLS, Recent: 3})
 			res := <-done
-			if diff := cmp.Diff(expected(tt.script), res.lines); diff != "" {
+			if diff := cmp.Diff(expected(tt.script), res.Lines); diff != "" {
 				t.Errorf("client lines (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantSteps, stepNames(rep)); diff != "" {
@@ -328,40 +328,40 @@ func TestCheckPOP3(t *testing.T) {
 
 func TestCheckPOP3WithoutCAPA(t *testing.T) {
 	script := []step{
-		{send: []string{"+OK ready"}, expect: "CAPA"},
-		{send: []string{"-ERR unknown command"}, expect: "AUTH XOAUTH2"},
-		{send: []string{"+ "}, expect: xoIR},
-		{send: []string{"+OK welcome"}, expect: "STAT"},
-		{send: []string{"+OK 0 0"}, expect: "QUIT"},
-		{send: []string{"+OK bye"}},
+		{Send: []string{"+OK ready"}, Expect: "CAPA"},
+		{Send: []string{"-ERR unknown command"}, Expect: "AUTH XOAUTH2"},
+		{Send: []string{"+ "}, Expect: xoIR},
+		{Send: []string{"+OK welcome"}, Expect: "STAT"},
+		{Send: []string{"+OK 0 0"}, Expect: "QUIT"},
+		{Send: []string{"+OK bye"}},
 	}
 	addr, done := scriptServer(t, script, nil)
 	rep, err := CheckPOP3(ctx(t), mustURL(t, "pop3+insecure", addr), Options{User: user, Token: tok})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, rep)
 	}
-	if diff := cmp.Diff(expected(script), (<-done).lines); diff != "" {
+	if diff := cmp.Diff(expected(script), (<-done).Lines); diff != "" {
 		t.Errorf("client lines (-want +got):\n%s", diff)
 	}
 }
 
 func TestSend(t *testing.T) {
 	script := []step{
-		{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-		{send: []string{"250-mail.example.test", "250 AUTH OAUTHBEARER XOAUTH2"}, expect: "AUTH OAUTHBEARER " + sasl.OAuthBearerInitialResponse(sasl.Options{User: "shared@example.test", Token: tok, Host: "127.0.0.1", Port: 0})},
-		{send: []string{"235 2.7.0 Logged in."}, expect: "MAIL FROM:<shared@example.test>"},
-		{send: []string{"250 2.1.0 Ok"}, expect: "RCPT TO:<bob@example.test>"},
-		{send: []string{"250 2.1.5 Ok"}, expect: "RCPT TO:<hidden@example.test>"},
-		{send: []string{"250 2.1.5 Ok"}, expect: "DATA"},
-		{send: []string{"354 OK"}, expect: "<data>"},
-		{send: []string{"250 2.0.0 Ok: queued"}, expect: "QUIT"},
-		{send: []string{"221 2.0.0 Bye"}},
+		{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+		{Send: []string{"250-mail.example.test", "250 AUTH OAUTHBEARER XOAUTH2"}, Expect: "AUTH OAUTHBEARER " + sasl.OAuthBearerInitialResponse(sasl.Options{User: "shared@example.test", Token: tok, Host: "127.0.0.1", Port: 0})},
+		{Send: []string{"235 2.7.0 Logged in."}, Expect: "MAIL FROM:<shared@example.test>"},
+		{Send: []string{"250 2.1.0 Ok"}, Expect: "RCPT TO:<bob@example.test>"},
+		{Send: []string{"250 2.1.5 Ok"}, Expect: "RCPT TO:<hidden@example.test>"},
+		{Send: []string{"250 2.1.5 Ok"}, Expect: "DATA"},
+		{Send: []string{"354 OK"}, Expect: "<data>"},
+		{Send: []string{"250 2.0.0 Ok: queued"}, Expect: "QUIT"},
+		{Send: []string{"221 2.0.0 Bye"}},
 	}
 	addr, done := scriptServer(t, script, nil)
 	srv := mustURL(t, "smtp+insecure", addr)
 	// The OAUTHBEARER initial response names the port; fix the script's
 	// expectation now that it is known.
-	script[1].expect = "AUTH OAUTHBEARER " + sasl.OAuthBearerInitialResponse(sasl.Options{User: "shared@example.test", Token: tok, Host: "127.0.0.1", Port: srv.Port})
+	script[1].Expect = "AUTH OAUTHBEARER " + sasl.OAuthBearerInitialResponse(sasl.Options{User: "shared@example.test", Token: tok, Host: "127.0.0.1", Port: srv.Port})
 	msg := &Message{
 		To:          []string{"Bob <bob@example.test>"},
 		Bcc:         []string{"hidden@example.test"},
@@ -375,14 +375,14 @@ func TestSend(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send: %v\n%s", err, rep)
 	}
-	if diff := cmp.Diff(expected(script), res.lines); diff != "" {
+	if diff := cmp.Diff(expected(script), res.Lines); diff != "" {
 		t.Errorf("client lines (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"connect", "capabilities", "authenticate", "send"}, stepNames(rep)); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
 	}
 	// Undo SMTP dot-stuffing, then read the message back as MIME.
-	data := strings.ReplaceAll(res.data, "\r\n..", "\r\n.")
+	data := strings.ReplaceAll(res.Data, "\r\n..", "\r\n.")
 	checkMIME(t, data)
 }
 
@@ -487,7 +487,7 @@ func TestHint(t *testing.T) {
 
 func TestTLSVerificationFailureHint(t *testing.T) {
 	srvTLS, _ := testtls.Configs(t)
-	addr, _ := scriptServer(t, []step{{send: []string{"<tls>", "* OK ready"}}}, srvTLS)
+	addr, _ := scriptServer(t, []step{{Send: []string{"<tls>", "* OK ready"}}}, srvTLS)
 	rep, err := CheckIMAP(ctx(t), mustURL(t, "imaps", addr), Options{User: user, Token: tok})
 	if err == nil {
 		t.Fatal("self-signed certificate accepted")
@@ -512,7 +512,7 @@ func TestTLSConfigCAFile(t *testing.T) {
 
 func TestContextCancelStopsCheck(t *testing.T) {
 	// A server that greets and then never answers.
-	addr, _ := scriptServer(t, []step{{send: []string{"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready"}, expect: "T1 AUTHENTICATE"}, {send: nil, expect: "never"}}, nil)
+	addr, _ := scriptServer(t, []step{{Send: []string{"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready"}, Expect: "T1 AUTHENTICATE"}, {Send: nil, Expect: "never"}}, nil)
 	c, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -527,19 +527,19 @@ func TestContextCancelStopsCheck(t *testing.T) {
 
 func TestSendAsDenied(t *testing.T) {
 	script := []step{
-		{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-		{send: []string{"250-mail.example.test", "250 AUTH LOGIN XOAUTH2"}, expect: "AUTH XOAUTH2 " + xoIR},
-		{send: []string{"235 2.7.0 Authentication successful"}, expect: "MAIL FROM:<boss@example.test>"},
-		{send: []string{"250 2.1.0 Sender OK"}, expect: "RCPT TO:<bob@example.test>"},
-		{send: []string{"250 2.1.5 Recipient OK"}, expect: "DATA"},
-		{send: []string{"354 Start mail input; end with <CRLF>.<CRLF>"}, expect: "<data>"},
-		{send: []string{"554 5.2.252 SendAsDenied; alice@example.test not allowed to send as boss@example.test; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"}},
+		{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+		{Send: []string{"250-mail.example.test", "250 AUTH LOGIN XOAUTH2"}, Expect: "AUTH XOAUTH2 " + xoIR},
+		{Send: []string{"235 2.7.0 Authentication successful"}, Expect: "MAIL FROM:<boss@example.test>"},
+		{Send: []string{"250 2.1.0 Sender OK"}, Expect: "RCPT TO:<bob@example.test>"},
+		{Send: []string{"250 2.1.5 Recipient OK"}, Expect: "DATA"},
+		{Send: []string{"354 Start mail input; end with <CRLF>.<CRLF>"}, Expect: "<data>"},
+		{Send: []string{"554 5.2.252 SendAsDenied; alice@example.test not allowed to send as boss@example.test; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"}},
 	}
 	addr, done := scriptServer(t, script, nil)
 	msg := &Message{From: "boss@example.test", To: []string{"bob@example.test"}, Subject: "x", Body: strings.NewReader("x\n")}
 	rep, err := Send(ctx(t), mustURL(t, "smtp+insecure", addr), Options{User: user, Token: tok}, msg)
 	res := <-done
-	if diff := cmp.Diff(expected(script), res.lines); diff != "" {
+	if diff := cmp.Diff(expected(script), res.Lines); diff != "" {
 		t.Errorf("client lines (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"connect", "capabilities", "authenticate", "send!"}, stepNames(rep)); diff != "" {
@@ -652,7 +652,7 @@ func TestSilentServer(t *testing.T) {
 // TestTLSURLOnPlainPort checks the hint for imaps:// aimed at a port that
 // greets in plain text (a STARTTLS port).
 func TestTLSURLOnPlainPort(t *testing.T) {
-	addr, _ := scriptServer(t, []step{{send: []string{"* OK IMAP4rev1 ready"}}}, nil)
+	addr, _ := scriptServer(t, []step{{Send: []string{"* OK IMAP4rev1 ready"}}}, nil)
 	rep, err := Check(ctx(t), mustURL(t, "imaps", addr), Options{User: user, Token: tok})
 	if err == nil {
 		t.Fatalf("imaps on a plain port worked:\n%s", rep)

@@ -1,7 +1,6 @@
 package sasl
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"strings"
@@ -11,64 +10,21 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailoauth/mailoauth/internal/testenv/script"
 )
 
-// step is one exchange of a scripted server: lines it sends, then (when
-// expect is set) the exact line it wants from the client.
-type step struct {
-	send   []string
-	expect string
-}
+// step is one exchange of the scripted server (internal/testenv/script).
+type step = script.Step
 
-// scriptServer serves one connection on 127.0.0.1:0 following script and
-// reports the client lines it got (and any mismatch) on the returned
-// channel once the script ends.
-func scriptServer(t *testing.T, script []step) (addr string, done <-chan []string) {
+// scriptServer serves one connection on 127.0.0.1:0 following steps and
+// reports the client lines it got on the returned channel once it ends.
+func scriptServer(t *testing.T, steps []step) (addr string, done <-chan []string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan []string, 1)
-	go func() {
-		var got []string
-		defer func() { ch <- got }()
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		r := bufio.NewReader(conn)
-		for _, s := range script {
-			for _, l := range s.send {
-				if _, err := conn.Write([]byte(l + "\r\n")); err != nil {
-					return
-				}
-			}
-			if s.expect == "" {
-				continue
-			}
-			line, err := r.ReadString('\n')
-			if err != nil {
-				got = append(got, "read error: "+err.Error())
-				return
-			}
-			got = append(got, strings.TrimRight(line, "\r\n"))
-		}
-	}()
-	return ln.Addr().String(), ch
+	return script.ServeLines(t, steps, nil)
 }
 
-func expected(script []step) []string {
-	var want []string
-	for _, s := range script {
-		if s.expect != "" {
-			want = append(want, s.expect)
-		}
-	}
-	return want
-}
+func expected(steps []step) []string { return script.Expected(steps) }
 
 const (
 	tok = "tok-123"
@@ -89,25 +45,25 @@ func TestWireIMAP(t *testing.T) {
 		wantStatus string
 	}{
 		{"xoauth2 success", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{greeting}, expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
-			{send: []string{"T1 OK Logged in"}},
+			{Send: []string{greeting}, Expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
+			{Send: []string{"T1 OK Logged in"}},
 		}, ""},
 		{"xoauth2 error challenge", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{greeting}, expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
+			{Send: []string{greeting}, Expect: "T1 AUTHENTICATE XOAUTH2 " + xoIR},
 			// go-imap encodes an empty response as "=" (RFC 4959 style);
 			// mailclient turns it into the empty line Dovecot needs.
-			{send: []string{"+ " + dovecotXO}, expect: "="},
-			{send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
+			{Send: []string{"+ " + dovecotXO}, Expect: "="},
+			{Send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
 		}, "401"},
 		{"oauthbearer error challenge", NewOAuthBearerClient(Options{User: "alice@example.test", Token: tok, Host: "127.0.0.1", Port: 143}), []step{
-			{send: []string{greeting}, expect: "T1 AUTHENTICATE OAUTHBEARER " + obIR},
-			{send: []string{"+ " + dovecotOB}, expect: "AQ=="},
-			{send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
+			{Send: []string{greeting}, Expect: "T1 AUTHENTICATE OAUTHBEARER " + obIR},
+			{Send: []string{"+ " + dovecotOB}, Expect: "AQ=="},
+			{Send: []string{"T1 NO [AUTHENTICATIONFAILED] Authentication failed."}},
 		}, "invalid_token"},
 		{"no SASL-IR: two steps", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready"}, expect: "T1 AUTHENTICATE XOAUTH2"},
-			{send: []string{"+ "}, expect: xoIR},
-			{send: []string{"T1 NO AUTHENTICATE failed."}},
+			{Send: []string{"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready"}, Expect: "T1 AUTHENTICATE XOAUTH2"},
+			{Send: []string{"+ "}, Expect: xoIR},
+			{Send: []string{"T1 NO AUTHENTICATE failed."}},
 		}, ""},
 	}
 	for _, tt := range tests {
@@ -137,7 +93,7 @@ func TestWireIMAP(t *testing.T) {
 
 func checkOutcome(t *testing.T, err error, wantStatus string, script []step) {
 	t.Helper()
-	lastLine := script[len(script)-1].send[0]
+	lastLine := script[len(script)-1].Send[0]
 	success := strings.Contains(lastLine, " OK ") || strings.HasPrefix(lastLine, "235")
 	switch {
 	case success && err != nil:
@@ -170,26 +126,26 @@ func TestWireSMTP(t *testing.T) {
 		wantStatus string
 	}{
 		{"xoauth2 success", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-			{send: ehlo, expect: "AUTH XOAUTH2 " + xoIR},
-			{send: []string{"235 2.7.0 Authentication successful"}},
+			{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+			{Send: ehlo, Expect: "AUTH XOAUTH2 " + xoIR},
+			{Send: []string{"235 2.7.0 Authentication successful"}},
 		}, ""},
 		{"xoauth2 error challenge (gmail style)", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-			{send: ehlo, expect: "AUTH XOAUTH2 " + xoIR},
-			{send: []string{"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0="}, expect: ""},
-			{send: []string{"535 5.7.8 Username and Password not accepted."}},
+			{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+			{Send: ehlo, Expect: "AUTH XOAUTH2 " + xoIR},
+			{Send: []string{"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0="}, Expect: ""},
+			{Send: []string{"535 5.7.8 Username and Password not accepted."}},
 		}, "401"},
 		{"oauthbearer error challenge", NewOAuthBearerClient(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-			{send: ehlo, expect: "AUTH OAUTHBEARER " + obIR},
-			{send: []string{"334 " + dovecotOB}, expect: "AQ=="},
-			{send: []string{"535 5.7.8 Authentication failed."}},
+			{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+			{Send: ehlo, Expect: "AUTH OAUTHBEARER " + obIR},
+			{Send: []string{"334 " + dovecotOB}, Expect: "AQ=="},
+			{Send: []string{"535 5.7.8 Authentication failed."}},
 		}, "invalid_token"},
 		{"exchange 535 5.7.3 without challenge", NewXOAUTH2Client(Options{User: "alice@example.test", Token: tok}), []step{
-			{send: []string{"220 mail.example.test ESMTP"}, expect: "EHLO localhost"},
-			{send: ehlo, expect: "AUTH XOAUTH2 " + xoIR},
-			{send: []string{"535 5.7.3 Authentication unsuccessful [X.prod.outlook.com]"}},
+			{Send: []string{"220 mail.example.test ESMTP"}, Expect: "EHLO localhost"},
+			{Send: ehlo, Expect: "AUTH XOAUTH2 " + xoIR},
+			{Send: []string{"535 5.7.3 Authentication unsuccessful [X.prod.outlook.com]"}},
 		}, ""},
 	}
 	for _, tt := range tests {
@@ -198,11 +154,11 @@ func TestWireSMTP(t *testing.T) {
 			// XOAUTH2 ack); mark it so expected() keeps it.
 			script := append([]step(nil), tt.script...)
 			for i := range script {
-				if script[i].expect == "" && i < len(script)-1 && strings.HasPrefix(script[i].send[0], "334") {
-					script[i].expect = "<empty>"
+				if script[i].Expect == "" && i < len(script)-1 && strings.HasPrefix(script[i].Send[0], "334") {
+					script[i].Expect = "<empty>"
 				}
 			}
-			addr, done := scriptServerEmpty(t, script)
+			addr, done := scriptServer(t, script)
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
@@ -220,21 +176,4 @@ func TestWireSMTP(t *testing.T) {
 			}
 		})
 	}
-}
-
-// scriptServerEmpty is scriptServer where an expected "<empty>" line stands
-// for an empty line from the client.
-func scriptServerEmpty(t *testing.T, script []step) (string, <-chan []string) {
-	addr, done := scriptServer(t, script)
-	out := make(chan []string, 1)
-	go func() {
-		got := <-done
-		for i, l := range got {
-			if l == "" {
-				got[i] = "<empty>"
-			}
-		}
-		out <- got
-	}()
-	return addr, out
 }

@@ -12,74 +12,22 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mailoauth/mailoauth/internal/testenv/script"
 	"github.com/mailoauth/mailoauth/internal/testenv/testtls"
 	"github.com/mailoauth/mailoauth/sasl"
 )
 
-type step struct {
-	send   []string
-	expect string // "" = read nothing; "<empty>" = an empty line
-}
+// step is one exchange of the scripted server (internal/testenv/script).
+type step = script.Step
 
-// scriptServer serves one connection on 127.0.0.1:0. When upgrade is set,
-// after a step whose send ends with "+OK Begin TLS" it switches to TLS.
-func scriptServer(t *testing.T, script []step, tlsConf *tls.Config) (string, <-chan []string) {
+// scriptServer serves one connection on 127.0.0.1:0 following steps; a
+// "<tls>" line in a step's Send switches to TLS with tlsConf.
+func scriptServer(t *testing.T, steps []step, tlsConf *tls.Config) (string, <-chan []string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan []string, 1)
-	go func() {
-		var got []string
-		defer func() { ch <- got }()
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer func() { conn.Close() }()
-		r := bufio.NewReader(conn)
-		for _, s := range script {
-			for _, l := range s.send {
-				if l == "<tls>" {
-					tc := tls.Server(conn, tlsConf)
-					if err := tc.Handshake(); err != nil {
-						got = append(got, "tls: "+err.Error())
-						return
-					}
-					conn, r = tc, bufio.NewReader(tc)
-					continue
-				}
-				conn.Write([]byte(l + "\r\n"))
-			}
-			if s.expect == "" {
-				continue
-			}
-			line, err := r.ReadString('\n')
-			if err != nil {
-				got = append(got, "read error: "+err.Error())
-				return
-			}
-			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				line = "<empty>"
-			}
-			got = append(got, line)
-		}
-	}()
-	return ln.Addr().String(), ch
+	return script.ServeLines(t, steps, tlsConf)
 }
 
-func expected(script []step) []string {
-	var want []string
-	for _, s := range script {
-		if s.expect != "" {
-			want = append(want, s.expect)
-		}
-	}
-	return want
-}
+func expected(steps []step) []string { return script.Expected(steps) }
 
 func dial(t *testing.T, addr string) *Client {
 	t.Helper()
@@ -115,30 +63,30 @@ func TestAuth(t *testing.T) {
 		wantStatus string
 	}{
 		{"exchange two-step success", xo(), AuthOptions{}, []step{
-			{send: []string{"+OK The Microsoft Exchange POP3 service is ready. [UABSADAAUAAyADIAMQ==]"}, expect: "AUTH XOAUTH2"},
-			{send: []string{"+"}, expect: xoIR},
-			{send: []string{"+OK User successfully authenticated."}},
+			{Send: []string{"+OK The Microsoft Exchange POP3 service is ready. [UABSADAAUAAyADIAMQ==]"}, Expect: "AUTH XOAUTH2"},
+			{Send: []string{"+"}, Expect: xoIR},
+			{Send: []string{"+OK User successfully authenticated."}},
 		}, "", ""},
 		{"exchange failure", xo(), AuthOptions{}, []step{
-			{send: []string{"+OK ready"}, expect: "AUTH XOAUTH2"},
-			{send: []string{"+ "}, expect: xoIR},
-			{send: []string{"-ERR Authentication failure: unknown user name or bad password."}},
+			{Send: []string{"+OK ready"}, Expect: "AUTH XOAUTH2"},
+			{Send: []string{"+ "}, Expect: xoIR},
+			{Send: []string{"-ERR Authentication failure: unknown user name or bad password."}},
 		}, "-ERR Authentication failure: unknown user name or bad password.", ""},
 		{"dovecot xoauth2 error challenge", xo(), AuthOptions{}, []step{
-			{send: []string{"+OK Dovecot (Debian) ready."}, expect: "AUTH XOAUTH2"},
-			{send: []string{"+ "}, expect: xoIR},
-			{send: []string{"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0="}, expect: "<empty>"},
-			{send: []string{"-ERR [AUTH] Authentication failed."}},
+			{Send: []string{"+OK Dovecot (Debian) ready."}, Expect: "AUTH XOAUTH2"},
+			{Send: []string{"+ "}, Expect: xoIR},
+			{Send: []string{"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0="}, Expect: "<empty>"},
+			{Send: []string{"-ERR [AUTH] Authentication failed."}},
 		}, "-ERR [AUTH] Authentication failed.", "401"},
 		{"dovecot oauthbearer error challenge, initial response", ob(), AuthOptions{InitialResponse: true}, []step{
-			{send: []string{"+OK Dovecot (Debian) ready."}, expect: "AUTH OAUTHBEARER " + obIR},
-			{send: []string{"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0="}, expect: "AQ=="},
-			{send: []string{"-ERR [AUTH] Authentication failed."}},
+			{Send: []string{"+OK Dovecot (Debian) ready."}, Expect: "AUTH OAUTHBEARER " + obIR},
+			{Send: []string{"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0="}, Expect: "AQ=="},
+			{Send: []string{"-ERR [AUTH] Authentication failed."}},
 		}, "-ERR [AUTH] Authentication failed.", "invalid_token"},
 		{"malformed challenge cancels", xo(), AuthOptions{InitialResponse: true}, []step{
-			{send: []string{"+OK ready"}, expect: "AUTH XOAUTH2 " + xoIR},
-			{send: []string{"+ !!!notbase64"}, expect: "*"},
-			{send: []string{"-ERR cancelled"}},
+			{Send: []string{"+OK ready"}, Expect: "AUTH XOAUTH2 " + xoIR},
+			{Send: []string{"+ !!!notbase64"}, Expect: "*"},
+			{Send: []string{"-ERR cancelled"}},
 		}, "", ""},
 	}
 	for _, tt := range tests {
@@ -179,18 +127,18 @@ func TestAuth(t *testing.T) {
 
 func TestMailboxCommands(t *testing.T) {
 	script := []step{
-		{send: []string{"+OK ready"}, expect: "CAPA"},
-		{send: []string{"+OK", "TOP", "UIDL", "SASL OAUTHBEARER XOAUTH2", "STLS", "."}, expect: "USER alice"},
-		{send: []string{"+OK"}, expect: "PASS pw"},
-		{send: []string{"+OK Logged in."}, expect: "STAT"},
-		{send: []string{"+OK 2 330"}, expect: "LIST"},
-		{send: []string{"+OK 2 messages:", "1 120", "2 210", "."}, expect: "UIDL"},
-		{send: []string{"+OK", "1 000000014c8a4f29", "2 000000024c8a4f29", "."}, expect: "RETR 2"},
-		{send: []string{"+OK 210 octets", "Subject: hi", "", "..leading dot", "."}, expect: "DELE 1"},
-		{send: []string{"+OK Marked to be deleted."}, expect: "RETR 9"},
-		{send: []string{"-ERR There's no message 9."}, expect: "NOOP"},
-		{send: []string{"+OK"}, expect: "QUIT"},
-		{send: []string{"+OK Logging out."}},
+		{Send: []string{"+OK ready"}, Expect: "CAPA"},
+		{Send: []string{"+OK", "TOP", "UIDL", "SASL OAUTHBEARER XOAUTH2", "STLS", "."}, Expect: "USER alice"},
+		{Send: []string{"+OK"}, Expect: "PASS pw"},
+		{Send: []string{"+OK Logged in."}, Expect: "STAT"},
+		{Send: []string{"+OK 2 330"}, Expect: "LIST"},
+		{Send: []string{"+OK 2 messages:", "1 120", "2 210", "."}, Expect: "UIDL"},
+		{Send: []string{"+OK", "1 000000014c8a4f29", "2 000000024c8a4f29", "."}, Expect: "RETR 2"},
+		{Send: []string{"+OK 210 octets", "Subject: hi", "", "..leading dot", "."}, Expect: "DELE 1"},
+		{Send: []string{"+OK Marked to be deleted."}, Expect: "RETR 9"},
+		{Send: []string{"-ERR There's no message 9."}, Expect: "NOOP"},
+		{Send: []string{"+OK"}, Expect: "QUIT"},
+		{Send: []string{"+OK Logging out."}},
 	}
 	addr, done := scriptServer(t, script, nil)
 	c := dial(t, addr)
@@ -257,9 +205,9 @@ func TestMailboxCommands(t *testing.T) {
 func TestStartTLS(t *testing.T) {
 	srvConf, roots := selfSigned(t)
 	script := []step{
-		{send: []string{"+OK ready"}, expect: "STLS"},
-		{send: []string{"+OK Begin TLS negotiation", "<tls>"}, expect: "STAT"},
-		{send: []string{"+OK 0 0"}},
+		{Send: []string{"+OK ready"}, Expect: "STLS"},
+		{Send: []string{"+OK Begin TLS negotiation", "<tls>"}, Expect: "STAT"},
+		{Send: []string{"+OK 0 0"}},
 	}
 	addr, done := scriptServer(t, script, srvConf)
 	c := dial(t, addr)
@@ -279,8 +227,8 @@ func TestStartTLS(t *testing.T) {
 
 func TestStartTLSRejectsInjectedData(t *testing.T) {
 	script := []step{
-		{send: []string{"+OK ready"}, expect: "STLS"},
-		{send: []string{"+OK Begin TLS\r\n+OK injected"}},
+		{Send: []string{"+OK ready"}, Expect: "STLS"},
+		{Send: []string{"+OK Begin TLS\r\n+OK injected"}},
 	}
 	addr, _ := scriptServer(t, script, nil)
 	c := dial(t, addr)
